@@ -1,0 +1,108 @@
+/*
+ * x86 set-up of a fresh vCPU for one of the four CPU modes: the engine's
+ * reserved area at the top of guest memory (GDT, IDT, TSS, exception stubs,
+ * page tables, handler stack), segment and control registers, CPUID and XCR0,
+ * and the reading back of a finished run's registers and exceptions.
+ *
+ * The layout is documented in README.md ("Guest memory layout").
+ */
+#ifndef KVMRUN_VM_X86_H
+#define KVMRUN_VM_X86_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "kvmrun-run.h"
+
+/* The reserved area: 64 KiB, 64 KiB-aligned, at the top of guest memory. */
+#define VM_X86_RESERVED_SIZE 0x10000ull
+#define VM_X86_RSV_GDT 0x0000
+#define VM_X86_RSV_IDT 0x1000
+#define VM_X86_RSV_TSS 0x2000
+#define VM_X86_RSV_STUBS 0x3000
+#define VM_X86_RSV_PML4 0x4000	/* the page directory in 32-bit paged mode */
+#define VM_X86_RSV_PDPT 0x5000
+#define VM_X86_RSV_PD 0x6000	/* four pages: 4 GiB of 2 MiB pages */
+#define VM_X86_RSV_PT 0xa000	/* 4 KiB pages of the region holding the area */
+#define VM_X86_RSV_STACK 0xb000 /* exception stack, up to the area's end */
+
+#define VM_X86_STUB_SIZE 8
+#define VM_X86_VECTORS 32
+
+/* Largest guest memory the identity map and the engine's layout allow. */
+#define VM_X86_MAX_MEMORY (3ull << 30)
+#define VM_X86_MIN_MEMORY_PROTECTED (2 * VM_X86_RESERVED_SIZE)
+
+/* Where the reserved area starts; MEMORY_SIZE in real mode, which has none. */
+uint64_t vm_x86_reserved_base(enum kvmrun_mode mode, uint64_t memory_size);
+
+/* What the host offers that the set-up uses. */
+struct vm_x86_host {
+	const struct kvm_cpuid2 *cpuid;
+	bool has_xcrs;
+	uint64_t xcr0_supported;
+};
+
+void vm_x86_host_init(struct vm_x86_host *x86, const struct kvm_cpuid2 *cpuid, bool has_xcrs);
+
+/*
+ * Checks the registers SPEC sets against what its mode can start with, so a
+ * value KVM would refuse is a bad_request naming the register.
+ */
+int vm_x86_check_regs(const struct kvmrun_spec *spec, struct kvmrun_error *err);
+
+/*
+ * Writes the reserved area into MEM and sets the vCPU's CPUID, XCR0, special
+ * and general registers for SPEC.  Fails with unsupported when KVM does not
+ * keep the control registers the mode needs (legacy paging on kvm_pvm).
+ */
+int vm_x86_setup(int vcpu_fd, uint8_t *mem, const struct kvmrun_spec *spec,
+		 const struct vm_x86_host *x86, struct kvmrun_error *err);
+
+/* Reads the registers of a finished run into RESULT. */
+int vm_x86_read_state(int vcpu_fd, struct kvmrun_result *result, struct kvmrun_error *err);
+
+/*
+ * A HLT at RIP-1 in the engine's exception stubs means the guest took an
+ * exception: fills RESULT->exit and puts the guest's registers at the fault
+ * (from the exception frame) into RESULT.  Returns false for any other HLT.
+ */
+bool vm_x86_decode_exception(const uint8_t *mem, const struct kvmrun_spec *spec,
+			     struct kvmrun_result *result);
+
+/* A port I/O instruction, decoded from guest memory. */
+struct vm_x86_pio {
+	uint16_t port;
+	bool is_in;
+	uint8_t size;		/* 1, 2 or 4 bytes an element */
+	bool string;		/* ins/outs: elements come from or go to memory */
+	bool rep;
+	unsigned int length;	/* bytes of the instruction */
+};
+
+/*
+ * Decodes the instruction at REGS[RIP] when it is port I/O.  Used where a
+ * CPU raises #GP for I/O at CPL 3 despite IOPL 3 (kvm_pvm runs 64-bit user
+ * code natively, where the host's I/O permissions apply), so the engine
+ * carries the access out itself.
+ */
+bool vm_x86_decode_pio(const uint8_t *mem, const struct kvmrun_spec *spec, const uint64_t *regs,
+		       struct vm_x86_pio *pio);
+
+/*
+ * Whether a user-mode run may do port I/O: it asked for IOPL 3 (the default
+ * at ring 3).  Code at CPL 3 cannot change IOPL, so the start value holds.
+ */
+bool vm_x86_user_io_allowed(const struct kvmrun_spec *spec);
+
+/*
+ * Resumes the guest in user mode with REGS (taken from an exception frame,
+ * then updated): the general registers, rip, rsp, rflags, and the user code
+ * and stack segments.
+ */
+int vm_x86_resume_user(int vcpu_fd, const struct kvmrun_spec *spec, const uint64_t *regs,
+		       struct kvmrun_error *err);
+
+#endif

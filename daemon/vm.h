@@ -1,0 +1,71 @@
+/*
+ * The KVM engine: runs one guest in a fresh VM and returns a plain result.
+ * Blocking; knows nothing of JSON, sockets or libev.  The daemon's workers,
+ * the tests and the benchmark all call it the same way.
+ *
+ *   host = /dev/kvm opened once, checked, probed for what it can do.
+ *   vm   = one fresh VM with zeroed memory and one vCPU, run once, destroyed.
+ *
+ * A vm belongs to the thread that created it (KVM wants vCPU ioctls from
+ * that thread): vm_run and vm_destroy must be called there.  vm_cancel may be
+ * called from any thread while the vm exists.
+ *
+ * The engine installs a handler for KVMRUN_KICK_SIGNAL (SIGRTMIN) when the
+ * host is opened; it uses that signal to stop a vCPU in KVM_RUN.
+ */
+#ifndef KVMRUN_VM_H
+#define KVMRUN_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kvmrun-run.h"
+
+struct kvmrun_host;
+struct kvmrun_vm;
+
+#define KVMRUN_DEFAULT_KVM_PATH "/dev/kvm"
+
+/*
+ * Opens PATH, checks KVM_GET_API_VERSION is 12 and the capabilities the
+ * engine relies on, reads the supported CPUID, and probes which CPU modes this
+ * host can run.  -errno and ERR naming what is missing on failure.
+ */
+int vm_host_open(const char *path, struct kvmrun_host **hostp, struct kvmrun_error *err);
+void vm_host_close(struct kvmrun_host *host);
+int vm_host_api_version(const struct kvmrun_host *host);
+/* NULL when MODE works on this host, else a sentence saying why it does not. */
+const char *vm_host_mode_unsupported(const struct kvmrun_host *host, enum kvmrun_mode mode);
+
+/*
+ * Checks SPEC against the engine's rules and this host without creating
+ * anything: mode supported, ring valid, memory size, image, regions and dumps
+ * inside guest memory and clear of the engine's reserved area, registers.
+ */
+int vm_check_spec(const struct kvmrun_host *host, const struct kvmrun_spec *spec,
+		  struct kvmrun_error *err);
+
+/* Creates a VM with MEMORY_SIZE bytes of zeroed memory and one vCPU. */
+int vm_create(struct kvmrun_host *host, uint64_t memory_size, struct kvmrun_vm **vmp,
+	      struct kvmrun_error *err);
+uint64_t vm_memory_size(const struct kvmrun_vm *vm);
+
+/*
+ * Runs SPEC on a vm from vm_create (its memory_size must match) until the
+ * guest halts, exits, faults, times out or is cancelled.  A vm runs once.
+ * 0 with RESULT filled (even for a guest that faulted), or -errno with ERR
+ * when the run could not be carried out.
+ */
+int vm_run(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, struct kvmrun_result *result,
+	   struct kvmrun_error *err);
+
+/* Stops the run on VM as soon as possible; it ends as cancelled. Any thread. */
+void vm_cancel(struct kvmrun_vm *vm);
+
+void vm_destroy(struct kvmrun_vm *vm);
+
+/* vm_check_spec, vm_create, vm_run and vm_destroy in one call. */
+int vm_run_fresh(struct kvmrun_host *host, const struct kvmrun_spec *spec,
+		 struct kvmrun_result *result, struct kvmrun_error *err);
+
+#endif

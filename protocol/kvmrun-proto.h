@@ -1,0 +1,137 @@
+/*
+ * The kvmrun wire protocol: one JSON object per line over a stream Unix
+ * socket (protocol/PROTOCOL.md is the reference).  This header is the codec's
+ * API, shared by kvmrund and kvmrun-client: request line <-> struct
+ * kvmrun_spec, struct kvmrun_result <-> response line.  The codec does no I/O
+ * and knows nothing of KVM; json-c is used only behind it.
+ */
+#ifndef KVMRUN_PROTO_H
+#define KVMRUN_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvmrun-run.h"
+
+#define KVMRUN_PROTOCOL_VERSION 1
+#define KVMRUN_DEFAULT_SOCKET "/run/kvmrun/kvmrun.sock"
+
+enum kvmrun_op {
+	KVMRUN_OP_RUN,
+	KVMRUN_OP_PING,
+	KVMRUN_OP_STATS,
+	KVMRUN_OP_COUNT
+};
+
+extern const char *const kvmrun_op_names[KVMRUN_OP_COUNT];
+
+/*
+ * The limits a request is checked against; each is a daemon option and a
+ * request past one gets too_large naming it (PROTOCOL.md lists them).
+ */
+struct proto_limits {
+	size_t max_line;		/* --max-line: bytes of one request line */
+	uint64_t max_memory;		/* --max-memory: memory_size of one run */
+	uint32_t max_timeout_ms;	/* --max-timeout-ms */
+	size_t max_regions;		/* entries in "regions" */
+	size_t max_dumps;		/* entries in "dump" */
+	uint64_t max_dump_bytes;	/* sum of dump lengths */
+	size_t max_log_ports;		/* entries in "log_ports" */
+};
+
+#define KVMRUN_DEFAULT_MAX_LINE (24u << 20)
+#define KVMRUN_DEFAULT_MAX_MEMORY (256ull << 20)
+#define KVMRUN_DEFAULT_MAX_TIMEOUT_MS 60000u
+#define KVMRUN_DEFAULT_MAX_REGIONS 64u
+#define KVMRUN_DEFAULT_MAX_DUMPS 64u
+#define KVMRUN_DEFAULT_MAX_DUMP_BYTES (4ull << 20)
+#define KVMRUN_DEFAULT_MAX_LOG_PORTS 64u
+
+void proto_limits_default(struct proto_limits *limits);
+
+/*
+ * A request as the daemon's event loop decodes it.  The base64 payloads are
+ * checked for form and size but left encoded, so the large part of the work
+ * (proto_request_decode_payloads) can run on a worker thread.
+ */
+struct proto_request {
+	char *id_json;			/* the id as JSON text; "null" when absent */
+	enum kvmrun_op op;
+	struct kvmrun_spec spec;	/* image and region data empty until decoded */
+	char *image_base64;
+	char **region_base64;		/* spec.region_count entries */
+	uint64_t payload_bytes;		/* decoded size of image and regions */
+};
+
+/*
+ * Parses and validates one request line (without its '\n').  On failure ERR
+ * says what is wrong and REQ->id_json still holds the id when the line was
+ * readable enough to find one (else "null"); call proto_request_free either
+ * way.
+ */
+int proto_request_parse(const char *line, size_t length, const struct proto_limits *limits,
+			struct proto_request *req, struct kvmrun_error *err);
+/* Decodes the base64 payloads into req->spec.image and req->spec.regions. */
+int proto_request_decode_payloads(struct proto_request *req, struct kvmrun_error *err);
+void proto_request_free(struct proto_request *req);
+
+/* Counters the stats op reports. */
+struct proto_stats {
+	uint64_t runs[KVMRUN_EXIT_REASON_COUNT];
+	uint64_t errors[KVMRUN_ERR_COUNT];
+	uint64_t runs_in_flight;
+	uint64_t runs_queued;
+	uint64_t connections_open;
+	uint64_t connections_total;
+	uint64_t uptime_ms;
+	uint64_t workers;
+	uint64_t memory_in_use;		/* bytes of guest memory reserved by runs */
+};
+
+/*
+ * Response lines, each ending in '\n' and holding no other newline.  They
+ * return a malloc'ed string (length in *LENGTH) or NULL when out of memory.
+ */
+char *proto_format_result(const char *id_json, const struct kvmrun_result *result,
+			  size_t *length);
+char *proto_format_error(const char *id_json, const struct kvmrun_error *err, size_t *length);
+char *proto_format_ping(const char *id_json, const char *version, int kvm_api, size_t *length);
+char *proto_format_stats(const char *id_json, const struct proto_stats *stats, size_t *length);
+
+/* The client's side: a request line from a spec (payloads encoded here). */
+char *proto_format_request(const char *id_json, enum kvmrun_op op, const struct kvmrun_spec *spec,
+			   size_t *length);
+
+enum proto_response_kind {
+	PROTO_RESPONSE_RESULT,
+	PROTO_RESPONSE_ERROR,
+	PROTO_RESPONSE_PING,
+	PROTO_RESPONSE_STATS
+};
+
+/* A response line as the client decodes it. */
+struct proto_response {
+	char *id_json;
+	enum proto_response_kind kind;
+	struct kvmrun_result result;	/* RESULT */
+	struct kvmrun_error error;	/* ERROR */
+	char *version;			/* PING */
+	int protocol;			/* PING */
+	int kvm_api;			/* PING */
+	struct proto_stats stats;	/* STATS */
+};
+
+int proto_response_parse(const char *line, size_t length, struct proto_response *resp,
+			 struct kvmrun_error *err);
+void proto_response_free(struct proto_response *resp);
+
+/* Base64 (RFC 4648, with padding), used for images, regions and dumps. */
+size_t proto_base64_encoded_length(size_t length);
+/* Decoded size of a well-formed encoding of LENGTH characters, or SIZE_MAX. */
+size_t proto_base64_decoded_length(const char *text, size_t length);
+void proto_base64_encode(const uint8_t *data, size_t length, char *out);
+/* Returns the decoded size, or -1 when TEXT is not canonical base64. */
+long long proto_base64_decode(const char *text, size_t length, uint8_t *out);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * The plain run data's helpers: names of modes, registers, exit reasons and
+ * error codes as the protocol spells them, error values, and the owners'
+ * init/free of specs and results.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvmrun-run.h"
+
+const char *const kvmrun_mode_names[KVMRUN_MODE_COUNT] = {
+	"real", "protected", "paged", "long",
+};
+
+const char *const kvmrun_reg_names[KVMRUN_REG_COUNT] = {
+	"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
+	"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+	"rip", "rflags",
+};
+
+const char *const kvmrun_seg_names[KVMRUN_SEG_COUNT] = {
+	"cs", "ds", "es", "ss", "fs", "gs", "tr", "ldt",
+};
+
+const char *const kvmrun_errcode_names[KVMRUN_ERR_COUNT] = {
+	"ok", "bad_request", "too_large", "busy", "unsupported", "internal",
+};
+
+const char *const kvmrun_exit_reason_names[KVMRUN_EXIT_REASON_COUNT] = {
+	"hlt", "io", "mmio", "shutdown", "timeout", "fail_entry", "internal_error",
+	"exception", "output_limit", "cancelled", "other",
+};
+
+static const char *const vector_names[] = {
+	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+	"#DF", NULL, "#TS", "#NP", "#SS", "#GP", "#PF", NULL,
+	"#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+};
+
+int
+kvmrun_name_lookup(const char *const *names, int count, const char *name)
+{
+	for (int i = 0; i < count; i++)
+		if (names[i] != NULL && strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+kvmrun_vector_name(unsigned int vector)
+{
+	if (vector >= sizeof(vector_names) / sizeof(vector_names[0]))
+		return NULL;
+	return vector_names[vector];
+}
+
+int
+kvmrun_error_vset(struct kvmrun_error *err, enum kvmrun_errcode code, const char *fmt, va_list ap)
+{
+	err->code = code;
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	return -1;
+}
+
+int
+kvmrun_error_set(struct kvmrun_error *err, enum kvmrun_errcode code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kvmrun_error_vset(err, code, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void
+kvmrun_spec_init(struct kvmrun_spec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->mode = KVMRUN_MODE_REAL;
+	spec->memory_size = KVMRUN_DEFAULT_MEMORY_SIZE;
+	spec->timeout_ms = KVMRUN_DEFAULT_TIMEOUT_MS;
+	spec->console_max = KVMRUN_DEFAULT_CONSOLE_MAX;
+	spec->io_log_max = KVMRUN_DEFAULT_IO_LOG_MAX;
+}
+
+void
+kvmrun_spec_free(struct kvmrun_spec *spec)
+{
+	free(spec->image.data);
+	for (size_t i = 0; i < spec->region_count; i++)
+		free(spec->regions[i].data);
+	free(spec->regions);
+	free(spec->log_ports);
+	free(spec->dumps);
+	memset(spec, 0, sizeof(*spec));
+}
+
+void
+kvmrun_result_init(struct kvmrun_result *result)
+{
+	memset(result, 0, sizeof(*result));
+}
+
+void
+kvmrun_result_free(struct kvmrun_result *result)
+{
+	free(result->console);
+	free(result->io_log);
+	for (size_t i = 0; i < result->dump_count; i++)
+		free(result->dumps[i].data);
+	free(result->dumps);
+	memset(result, 0, sizeof(*result));
+}

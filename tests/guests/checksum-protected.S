@@ -1,0 +1,17 @@
+/*
+ * Compute in 32-bit protected or paged mode: the 32-bit FNV-1a hash of the
+ * bytes 0..255 held in the image, left in eax and stored at 0x500, then halt.
+ */
+	.code32
+	.globl _start
+_start:
+	mov	$0x811c9dc5, %eax
+	mov	$table, %esi
+	mov	$256, %ecx
+1:	xorb	(%esi), %al
+	imul	$0x01000193, %eax, %eax
+	inc	%esi
+	loop	1b
+	mov	%eax, 0x500
+	hlt
+#include "fnv-table.inc"
