@@ -491,6 +491,226 @@ test_cancel(void)
 	kvmrun_spec_free(&spec);
 }
 
+/* The same sum as tests/guests/compute-c.c, computed natively. */
+static unsigned long long
+basel_scaled(unsigned long long n)
+{
+	double sum = 0.0;
+
+	for (unsigned long long i = 1; i <= n; i++)
+		sum += 1.0 / ((double)i * (double)i);
+	return (unsigned long long)(sum * 1e12);
+}
+
+/*
+ * A guest from the system C compiler uses SSE.  At ring 3 in long mode it
+ * runs natively everywhere; at ring 0 a host that emulates ring-0 code
+ * (kvm_pvm) cannot run SSE, and the run must then name the instruction.
+ */
+static void
+test_compiled_guest(unsigned int ring)
+{
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	struct kvmrun_error err;
+	unsigned long long want = basel_scaled(1000);
+	const struct kvmrun_exit *exit = &result.exit;
+
+	spec_for(&spec, "compute-c", KVMRUN_MODE_LONG);
+	spec.ring = ring;
+	set_reg(&spec, KVMRUN_REG_RDI, 1000);
+	run(&spec, &result, &err);
+	if (ring == 0 && exit->reason == KVMRUN_EXIT_INTERNAL_ERROR) {
+		char bytes[3 * KVMRUN_INSN_BYTES_MAX + 1] = "";
+
+		for (uint32_t i = 0; i < exit->u.internal.insn_length && i < 4; i++)
+			sprintf(bytes + 3 * i, "%02x ", exit->u.internal.insn[i]);
+		tap_ok(exit->u.internal.suberror == 1 && exit->u.internal.insn_length > 0,
+		       "gcc -O2 guest at ring 0: this host cannot emulate its SSE; the run "
+		       "ends as internal_error naming the instruction (%s...)", bytes);
+	} else {
+		tap_ok(exit->reason == KVMRUN_EXIT_HLT && result.regs[KVMRUN_REG_RAX] == want,
+		       "gcc -O2 guest (SSE) at ring %u: %s with rax=%llu, natively %llu", ring,
+		       kvmrun_exit_reason_names[exit->reason],
+		       (unsigned long long)result.regs[KVMRUN_REG_RAX], want);
+	}
+	kvmrun_result_free(&result);
+	kvmrun_spec_free(&spec);
+}
+
+/* A case of tests/guests/faults-*.S: what the engine must report for it. */
+struct fault_case {
+	unsigned int id;		/* the guest's rdi */
+	const char *what;
+	enum kvmrun_exit_reason reason;
+	int vector;
+	bool has_error_code;
+	uint32_t error_code;
+	uint8_t opcode;			/* the byte at the reported rip (or before it) */
+	bool trap;			/* rip is after the instruction */
+};
+
+enum { FAULT_PAGE = 3, FAULT_RESERVED_WRITE = 7, FAULT_OWN_IDT = 8 };
+
+#define EXC(v) KVMRUN_EXIT_EXCEPTION, (v)
+
+static const struct fault_case long_ring0[] = {
+	{ 0, "divide by zero", EXC(0), false, 0, 0xf7, false },
+	{ 1, "ud2", EXC(6), false, 0, 0x0f, false },
+	{ 2, "non-canonical access", EXC(13), true, 0, 0x8a, false },
+	{ FAULT_PAGE, "access past the identity map", EXC(14), true, 0, 0x8a, false },
+	{ 4, "int3", EXC(3), false, 0, 0xcc, true },
+	{ 5, "hlt", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4, true },
+	{ FAULT_OWN_IDT, "a guest handling its own #UD", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4,
+	  true },
+	{ 9, "a broken stack, then a fault", KVMRUN_EXIT_SHUTDOWN, -1, false, 0, 0, false },
+};
+
+static const struct fault_case long_ring3[] = {
+	{ 0, "divide by zero", EXC(0), false, 0, 0xf7, false },
+	{ 1, "ud2", EXC(6), false, 0, 0x0f, false },
+	{ 2, "non-canonical access", EXC(13), true, 0, 0x8a, false },
+	{ FAULT_PAGE, "access past the identity map", EXC(14), true, 4, 0x8a, false },
+	{ 4, "int3", EXC(3), false, 0, 0xcc, true },
+	{ 5, "hlt (a #GP at ring 3)", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4, true },
+	{ 6, "mov from cr0", EXC(13), true, 0, 0x0f, false },
+	{ FAULT_RESERVED_WRITE, "a write to the engine's GDT", EXC(14), true, 7, 0xc7,
+	  false },
+};
+
+static const struct fault_case protected_ring0[] = {
+	{ 0, "divide by zero", EXC(0), false, 0, 0xf7, false },
+	{ 1, "ud2", EXC(6), false, 0, 0x0f, false },
+	{ 2, "a selector past the GDT", EXC(13), true, 0x1230, 0x8e, false },
+	{ 4, "int3", EXC(3), false, 0, 0xcc, true },
+	{ 5, "hlt", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4, true },
+	{ FAULT_OWN_IDT, "a guest handling its own #UD", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4,
+	  true },
+	{ 9, "a broken stack, then a fault", KVMRUN_EXIT_SHUTDOWN, -1, false, 0, 0, false },
+};
+
+static const struct fault_case protected_ring3[] = {
+	{ 0, "divide by zero", EXC(0), false, 0, 0xf7, false },
+	{ 1, "ud2", EXC(6), false, 0, 0x0f, false },
+	{ 2, "a selector past the GDT", EXC(13), true, 0x1230, 0x8e, false },
+	{ 4, "int3", EXC(3), false, 0, 0xcc, true },
+	{ 5, "hlt (a #GP at ring 3)", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4, true },
+	{ 6, "mov from cr0", EXC(13), true, 0, 0x0f, false },
+	{ FAULT_RESERVED_WRITE, "a write to the engine's GDT", EXC(13), true, 0, 0xc7,
+	  false },
+};
+
+static const struct fault_case paged_ring3_reserved[] = {
+	{ FAULT_RESERVED_WRITE, "a write to the engine's GDT", EXC(14), true, 7, 0xc7,
+	  false },
+};
+
+static bool
+fault_matches(const struct fault_case *fc, const struct kvmrun_spec *spec,
+	      const struct kvmrun_result *result, uint64_t target)
+{
+	const struct kvmrun_exit *exit = &result->exit;
+	uint64_t rip = result->regs[KVMRUN_REG_RIP];
+	uint64_t at = fc->trap ? rip - 1 : rip;
+
+	if (exit->reason != fc->reason)
+		return false;
+	if (fc->reason == KVMRUN_EXIT_SHUTDOWN)
+		return true;
+	if (at >= spec->image.length || spec->image.data[at] != fc->opcode)
+		return false;
+	if (fc->reason != KVMRUN_EXIT_EXCEPTION)
+		return true;
+	return exit->u.exception.vector == fc->vector &&
+	       exit->u.exception.has_error_code == fc->has_error_code &&
+	       exit->u.exception.error_code == fc->error_code &&
+	       exit->u.exception.rip == rip &&
+	       (exit->u.exception.cs & 3) == spec->ring &&
+	       (fc->vector != 14 || exit->u.exception.cr2 == target) &&
+	       result->regs[KVMRUN_REG_RSP] == spec->memory_size - VM_X86_RESERVED_SIZE;
+}
+
+/*
+ * Ring-0 and 32-bit code is emulated on nested kvm_pvm hosts, and that
+ * emulator cannot run int3: an emulation failure naming the instruction at
+ * ring 0, #UD at ring 3.  Names that case so the test can skip it.
+ */
+static const char *
+emulator_limit(const struct fault_case *fc, const struct kvmrun_spec *spec,
+	       const struct kvmrun_result *result)
+{
+	const struct kvmrun_exit *exit = &result->exit;
+	uint64_t rip = result->regs[KVMRUN_REG_RIP];
+
+	if (fc->opcode != 0xcc)
+		return NULL;
+	if (exit->reason == KVMRUN_EXIT_INTERNAL_ERROR && exit->u.internal.suberror == 1 &&
+	    exit->u.internal.insn_length > 0 && exit->u.internal.insn[0] == 0xcc)
+		return "this host's KVM instruction emulator cannot execute int3 "
+		       "(emulation failure on the bytes cc ...)";
+	if (exit->reason == KVMRUN_EXIT_EXCEPTION && exit->u.exception.vector == 6 &&
+	    rip < spec->image.length && spec->image.data[rip] == 0xcc)
+		return "this host's KVM instruction emulator raises #UD for int3";
+	return NULL;
+}
+
+static void
+test_faults(const char *guest, enum kvmrun_mode mode, unsigned int ring,
+	    const struct fault_case *cases, size_t count)
+{
+	uint64_t reserved = vm_x86_reserved_base(mode, KVMRUN_DEFAULT_MEMORY_SIZE);
+	uint64_t gdt_target = reserved + VM_X86_RSV_GDT + 0x100;
+
+	for (size_t i = 0; i < count; i++) {
+		const struct fault_case *fc = &cases[i];
+		uint64_t target = fc->id == FAULT_PAGE ? 0x100000000ull : gdt_target;
+		struct kvmrun_spec spec;
+		struct kvmrun_result result;
+		struct kvmrun_error err;
+		char name[128];
+		uint32_t left = 0;
+
+		snprintf(name, sizeof(name), "%s mode, ring %u: %s", kvmrun_mode_names[mode], ring,
+			 fc->what);
+		if (skip_unsupported(name, mode))
+			continue;
+		spec_for(&spec, guest, mode);
+		spec.ring = ring;
+		set_reg(&spec, KVMRUN_REG_RDI, fc->id);
+		set_reg(&spec, KVMRUN_REG_RBX, gdt_target);
+		set_reg(&spec, KVMRUN_REG_RBP, 0x5a5a5a5a);
+		add_dump(&spec, gdt_target, 4);
+		run(&spec, &result, &err);
+		if (result.dump_count == 1)
+			memcpy(&left, result.dumps[0].data, 4);
+		if (emulator_limit(fc, &spec, &result) != NULL) {
+			tap_skip(name, "%s", emulator_limit(fc, &spec, &result));
+			kvmrun_result_free(&result);
+			kvmrun_spec_free(&spec);
+			continue;
+		}
+		tap_ok(fault_matches(fc, &spec, &result, target) &&
+			       result.regs[KVMRUN_REG_RBP] == 0x5a5a5a5a &&
+			       result.regs[KVMRUN_REG_RBX] == gdt_target && left != 0xdeadbeef &&
+			       (fc->id != FAULT_OWN_IDT ||
+				(result.console_length == 8 &&
+				 memcmp(result.console, "handled\n", 8) == 0)),
+		       "%s: %s vector %d error 0x%x rip 0x%llx cs 0x%x cr2 0x%llx rsp 0x%llx",
+		       name, kvmrun_exit_reason_names[result.exit.reason],
+		       result.exit.reason == KVMRUN_EXIT_EXCEPTION ? result.exit.u.exception.vector
+								   : -1,
+		       result.exit.u.exception.error_code,
+		       (unsigned long long)result.regs[KVMRUN_REG_RIP],
+		       result.exit.u.exception.cs, (unsigned long long)result.exit.u.exception.cr2,
+		       (unsigned long long)result.regs[KVMRUN_REG_RSP]);
+		kvmrun_result_free(&result);
+		kvmrun_spec_free(&spec);
+	}
+}
+
+#define FAULTS(guest, mode, ring, cases) \
+	test_faults(guest, mode, ring, cases, sizeof(cases) / sizeof(cases[0]))
+
 int
 main(void)
 {
@@ -527,6 +747,15 @@ main(void)
 	test_refusals();
 	test_isolation();
 	test_cancel();
+	test_compiled_guest(3);
+	test_compiled_guest(0);
+	FAULTS("faults-long", KVMRUN_MODE_LONG, 0, long_ring0);
+	FAULTS("faults-long", KVMRUN_MODE_LONG, 3, long_ring3);
+	FAULTS("faults-protected", KVMRUN_MODE_PROTECTED, 0, protected_ring0);
+	FAULTS("faults-protected", KVMRUN_MODE_PROTECTED, 3, protected_ring3);
+	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 0, protected_ring0);
+	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 3, protected_ring3);
+	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 3, paged_ring3_reserved);
 
 	vm_host_close(host);
 	return tap_done();
