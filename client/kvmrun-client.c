@@ -1,0 +1,1185 @@
+/*
+ * kvmrun-client: the command line.  Turns arguments into a request, sends it
+ * to kvmrund and maps what comes back to output and an exit status.  The
+ * socket is conn.c's, the printing output.c's, ELF images elf.c's and the
+ * JSON the protocol codec's.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "elf.h"
+#include "kvmrun-proto.h"
+#include "output.h"
+
+#define CLIENT_NAME "kvmrun-client"
+#define CLIENT_CONNECT_TIMEOUT_MS 5000
+/* What an answer may take beyond the guest's own timeout: queueing, set-up. */
+#define CLIENT_RESPONSE_MARGIN_MS 10000
+/* Dumps and console output make response lines large; this bounds them. */
+#define CLIENT_MAX_LINE (256u << 20)
+/* More than any guest memory the daemon allows, so a larger file is a mistake. */
+#define CLIENT_FILE_MAX (1u << 30)
+/* The one request on a connection needs no other id. */
+#define CLIENT_REQUEST_ID "1"
+/* raw stops reading standard input while this much is still unsent. */
+#define CLIENT_RAW_BACKLOG (1u << 20)
+#define CLIENT_READ_CHUNK 65536u
+
+#define CLIENT_NELEM(array) (sizeof(array) / sizeof((array)[0]))
+
+enum client_exit {
+	CLIENT_EXIT_HALTED = 0,
+	CLIENT_EXIT_ENDED = 1,
+	CLIENT_EXIT_USAGE = 2,
+	CLIENT_EXIT_DAEMON = 3,
+	CLIENT_EXIT_UNREACHABLE = 4,
+};
+
+enum client_command {
+	CLIENT_RUN,
+	CLIENT_PING,
+	CLIENT_STATS,
+	CLIENT_RAW,
+};
+
+static const char *const client_command_names[] = {
+	[CLIENT_RUN] = "run",
+	[CLIENT_PING] = "ping",
+	[CLIENT_STATS] = "stats",
+	[CLIENT_RAW] = "raw",
+};
+#define CLIENT_COMMAND_COUNT (int)CLIENT_NELEM(client_command_names)
+
+struct client_region {
+	uint64_t address;
+	const char *path;
+};
+
+struct client {
+	enum client_command command;
+	const char *socket_path;
+	int connect_timeout_ms;
+	int response_timeout_ms;	/* -1: the command's default */
+	bool json;
+	bool quiet;
+	bool load_address_set;
+	const char *run_option;		/* the first run-only option given */
+	const char *image_path;
+	struct kvmrun_spec spec;
+	struct client_region *regions;	/* --region, loaded after the image */
+	size_t region_count;
+};
+
+/* Bytes queued for a descriptor, for raw's two directions. */
+struct client_buf {
+	char *data;
+	size_t start;
+	size_t end;
+	size_t size;
+};
+
+enum {
+	OPT_MODE = 256,
+	OPT_RING,
+	OPT_LOAD_ADDRESS,
+	OPT_MEMORY,
+	OPT_REG,
+	OPT_SEG,
+	OPT_REGION,
+	OPT_TIMEOUT_MS,
+	OPT_TIMEOUT,
+	OPT_LOG_PORT,
+	OPT_DUMP,
+	OPT_CONNECT_TIMEOUT,
+	OPT_RESPONSE_TIMEOUT,
+};
+
+/* --mode to --quiet shape a run: client_parse_run_option takes them, run only. */
+static const struct option client_options[] = {
+	{"mode", required_argument, NULL, OPT_MODE},
+	{"ring", required_argument, NULL, OPT_RING},
+	{"load-address", required_argument, NULL, OPT_LOAD_ADDRESS},
+	{"memory", required_argument, NULL, OPT_MEMORY},
+	{"reg", required_argument, NULL, OPT_REG},
+	{"seg", required_argument, NULL, OPT_SEG},
+	{"region", required_argument, NULL, OPT_REGION},
+	{"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+	{"log-port", required_argument, NULL, OPT_LOG_PORT},
+	{"dump", required_argument, NULL, OPT_DUMP},
+	{"quiet", no_argument, NULL, 'q'},
+	{"socket", required_argument, NULL, 's'},
+	{"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+	{"response-timeout", required_argument, NULL, OPT_RESPONSE_TIMEOUT},
+	{"json", no_argument, NULL, 'j'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+static void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int client_bad(int opt, const char *value, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+client_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(CLIENT_NAME ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static const char client_usage_text[] =
+	"Usage: " CLIENT_NAME " [run] [OPTION]... IMAGE\n"
+	"       " CLIENT_NAME " ping|stats|raw [OPTION]...\n"
+	"\n"
+	"Runs x86 machine code in a fresh KVM virtual machine through kvmrund.\n"
+	"\n"
+	"Commands:\n"
+	"  run    run IMAGE, a flat binary or an ELF executable (- reads stdin);\n"
+	"         the default when the first operand is not a command\n"
+	"  ping   check that the daemon answers and show its version\n"
+	"  stats  show the daemon's counters\n"
+	"  raw    send the request lines of stdin, pipelined; print the answers\n"
+	"\n"
+	"Run options:\n"
+	"  --mode MODE           real (default), protected, paged or long\n"
+	"  --ring RING           0 (default) or 3, the privilege level to start in\n"
+	"  --load-address ADDR   where a flat IMAGE goes (default 0)\n"
+	"  --memory SIZE         guest memory, a multiple of 4096, with K, M or G\n"
+	"                        (default 2M)\n"
+	"  --reg NAME=VALUE      set rax..r15, rip or rflags; repeatable\n"
+	"  --seg NAME=SELECTOR   set cs, ds, es, ss, fs or gs (real mode);\n"
+	"                        repeatable\n"
+	"  --region ADDR:FILE    also load FILE's bytes at ADDR; repeatable\n"
+	"  --timeout-ms N        stop the guest after N ms (default 1000)\n"
+	"  --timeout DURATION    the same as 500ms, 2s or 1m (bare numbers are s)\n"
+	"  --log-port PORT       record the guest's writes to PORT; repeatable\n"
+	"  --dump ADDR:LEN       show LEN bytes of memory at ADDR after the run;\n"
+	"                        repeatable\n"
+	"  -q, --quiet           print the guest's console output, nothing else\n"
+	"\n"
+	"Other options:\n"
+	"  -s, --socket PATH     the daemon's socket (default $KVMRUN_SOCKET, or\n"
+	"                        " KVMRUN_DEFAULT_SOCKET ")\n"
+	"  --connect-timeout DURATION\n"
+	"                        how long a busy daemon may take to accept\n"
+	"                        (default 5s)\n"
+	"  --response-timeout DURATION\n"
+	"                        how long the answer may take (default: the run's\n"
+	"                        timeout plus 10s; 10s for ping and stats; for\n"
+	"                        raw, 70s without any answer)\n"
+	"  -j, --json            print the daemon's response line as it is\n"
+	"  -h, --help            show this help and exit\n"
+	"  -V, --version         show the version and exit\n"
+	"\n"
+	"Numbers are decimal, or hex with 0x.  An ELF IMAGE is loaded by its\n"
+	"PT_LOAD segments and started at its entry point.\n"
+	"\n"
+	"Exit status:\n"
+	"  0  the guest halted; for ping, stats and raw: every answer was ok\n"
+	"  1  the guest ended another way (exception, io, mmio, timeout...)\n"
+	"  2  usage error, unreadable file or unusable ELF image\n"
+	"  3  the daemon answered with an error\n"
+	"  4  the daemon could not be reached, or its answer was lost or unreadable\n";
+
+static const char *
+client_option_name(int opt)
+{
+	for (const struct option *o = client_options; o->name != NULL; o++)
+		if (o->val == opt)
+			return o->name;
+	return "?";
+}
+
+/* Reports a bad option value as "--OPTION VALUE: why"; returns -1. */
+static int
+client_bad(int opt, const char *value, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, CLIENT_NAME ": --%s %s: ", client_option_name(opt), value);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -1;
+}
+
+/*
+ * Reads a decimal or 0x-prefixed hex number at the start of TEXT, *END
+ * after it: 0, -EINVAL with no digits, -ERANGE past 64 bits.  No sign, no
+ * space and no octal, so "010" is ten.
+ */
+static int
+client_parse_number(const char *text, uint64_t *value, const char **end)
+{
+	unsigned int base = 10, digit;
+	const char *p = text, *digits;
+	uint64_t v = 0;
+
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	for (digits = p;; p++) {
+		if (*p >= '0' && *p <= '9')
+			digit = (unsigned int)(*p - '0');
+		else if (base == 16 && *p >= 'a' && *p <= 'f')
+			digit = (unsigned int)(*p - 'a' + 10);
+		else if (base == 16 && *p >= 'A' && *p <= 'F')
+			digit = (unsigned int)(*p - 'A' + 10);
+		else
+			break;
+		if (v > (UINT64_MAX - digit) / base)
+			return -ERANGE;
+		v = v * base + digit;
+	}
+	if (p == digits)
+		return -EINVAL;
+	*value = v;
+	*end = p;
+	return 0;
+}
+
+/* TEXT as a whole number no larger than MAX, or a message about OPT. */
+static int
+client_parse_u64(int opt, const char *text, uint64_t max, uint64_t *value)
+{
+	const char *end;
+
+	if (client_parse_number(text, value, &end) < 0 || *end != '\0')
+		return client_bad(opt, text, "not a number (decimal, or hex with 0x)");
+	if (*value > max)
+		return client_bad(opt, text, "out of range (at most %" PRIu64 ")", max);
+	return 0;
+}
+
+/* A byte count with an optional K, M or G (powers of 1024). */
+static int
+client_parse_size(int opt, const char *text, uint64_t *value)
+{
+	const char *end;
+	unsigned int shift = 0;
+
+	if (client_parse_number(text, value, &end) < 0)
+		return client_bad(opt, text, "not a size (a number, then K, M or G)");
+	if (end[0] != '\0' && end[1] == '\0') {
+		switch (*end) {
+		case 'K':
+		case 'k':
+			shift = 10;
+			break;
+		case 'M':
+		case 'm':
+			shift = 20;
+			break;
+		case 'G':
+		case 'g':
+			shift = 30;
+			break;
+		}
+	}
+	if (*end != '\0' && shift == 0)
+		return client_bad(opt, text, "not a size (a number, then K, M or G)");
+	if (*value > UINT64_MAX >> shift)
+		return client_bad(opt, text, "too large");
+	*value <<= shift;
+	return 0;
+}
+
+/* A duration in milliseconds: a number with ms, s or m after it (s if none). */
+static int
+client_parse_duration(int opt, const char *text, int *ms)
+{
+	const char *end;
+	uint64_t value, scale;
+
+	if (client_parse_number(text, &value, &end) < 0)
+		return client_bad(opt, text, "not a duration (500ms, 2s, 1m...)");
+	if (strcmp(end, "ms") == 0)
+		scale = 1;
+	else if (strcmp(end, "s") == 0 || *end == '\0')
+		scale = 1000;
+	else if (strcmp(end, "m") == 0)
+		scale = 60000;
+	else
+		return client_bad(opt, text, "not a duration (500ms, 2s, 1m...)");
+	if (value > INT_MAX / scale)
+		return client_bad(opt, text, "too long (at most %d ms)", INT_MAX);
+	*ms = (int)(value * scale);
+	return 0;
+}
+
+/*
+ * Splits a copy of TEXT at its first SEP: *LEFT is the copy to free, *RIGHT
+ * points into it.  -1 with a message when there is no SEP or a half is empty.
+ */
+static int
+client_split(int opt, const char *text, char sep, const char *form, char **left,
+	     char **right)
+{
+	char *copy = strdup(text), *at;
+
+	if (copy == NULL) {
+		client_error("out of memory");
+		return -1;
+	}
+	at = strchr(copy, sep);
+	if (at == NULL || at == copy || at[1] == '\0') {
+		free(copy);
+		return client_bad(opt, text, "expected %s", form);
+	}
+	*at = '\0';
+	*left = copy;
+	*right = at + 1;
+	return 0;
+}
+
+/* --reg NAME=VALUE and --seg NAME=SELECTOR. */
+static int
+client_parse_register(struct client *c, int opt, const char *text)
+{
+	bool is_seg = opt == OPT_SEG;
+	char *name, *value_text;
+	uint64_t value;
+	int i, r = -1;
+
+	if (client_split(opt, text, '=', is_seg ? "NAME=SELECTOR" : "NAME=VALUE", &name,
+			 &value_text) < 0)
+		return -1;
+	if (is_seg) {
+		i = kvmrun_name_lookup(kvmrun_seg_names, KVMRUN_SEG_REQUEST_COUNT,
+				       name);
+		if (i < 0) {
+			client_bad(opt, text, "not cs, ds, es, ss, fs or gs");
+			goto out;
+		}
+		if (client_parse_u64(opt, value_text, UINT16_MAX, &value) < 0)
+			goto out;
+		c->spec.segments[i] = (uint16_t)value;
+	} else {
+		i = kvmrun_name_lookup(kvmrun_reg_names, KVMRUN_REG_COUNT, name);
+		if (i < 0) {
+			client_bad(opt, text, "not rax..r15, rip or rflags");
+			goto out;
+		}
+		if (client_parse_u64(opt, value_text, UINT64_MAX, &value) < 0)
+			goto out;
+		c->spec.regs[i] = value;
+		c->spec.regs_set |= 1u << i;
+	}
+	r = 0;
+out:
+	free(name);
+	return r;
+}
+
+/* --region ADDR:FILE, whose file is read once the image is loaded. */
+static int
+client_parse_region(struct client *c, const char *text)
+{
+	struct client_region *regions;
+	char *address_text, *path;
+	uint64_t address;
+	int r = -1;
+
+	if (client_split(OPT_REGION, text, ':', "ADDR:FILE", &address_text, &path) < 0)
+		return -1;
+	if (client_parse_u64(OPT_REGION, address_text, UINT64_MAX, &address) < 0)
+		goto out;
+	regions = reallocarray(c->regions, c->region_count + 1, sizeof(*regions));
+	if (regions == NULL) {
+		client_error("out of memory");
+		goto out;
+	}
+	c->regions = regions;
+	/* The path points into TEXT, an argv string that outlives the run. */
+	regions[c->region_count++] = (struct client_region){
+		.address = address,
+		.path = text + (path - address_text),
+	};
+	r = 0;
+out:
+	free(address_text);
+	return r;
+}
+
+static int
+client_parse_dump(struct client *c, const char *text)
+{
+	struct kvmrun_range *dumps;
+	char *address_text, *length_text;
+	uint64_t address, length;
+	int r;
+
+	r = client_split(OPT_DUMP, text, ':', "ADDR:LEN", &address_text, &length_text);
+	if (r < 0)
+		return r;
+	r = -1;
+	if (client_parse_u64(OPT_DUMP, address_text, UINT64_MAX, &address) < 0 ||
+	    client_parse_size(OPT_DUMP, length_text, &length) < 0)
+		goto out;
+	if (length == 0) {
+		client_bad(OPT_DUMP, text, "nothing to dump");
+		goto out;
+	}
+	dumps = reallocarray(c->spec.dumps, c->spec.dump_count + 1, sizeof(*dumps));
+	if (dumps == NULL) {
+		client_error("out of memory");
+		goto out;
+	}
+	c->spec.dumps = dumps;
+	dumps[c->spec.dump_count++] = (struct kvmrun_range){address, length};
+	r = 0;
+out:
+	free(address_text);
+	return r;
+}
+
+static int
+client_parse_log_port(struct client *c, const char *text)
+{
+	uint16_t *ports;
+	uint64_t port;
+
+	if (client_parse_u64(OPT_LOG_PORT, text, UINT16_MAX, &port) < 0)
+		return -1;
+	ports = c->spec.log_ports;
+	ports = reallocarray(ports, c->spec.log_port_count + 1, sizeof(*ports));
+	if (ports == NULL) {
+		client_error("out of memory");
+		return -1;
+	}
+	c->spec.log_ports = ports;
+	ports[c->spec.log_port_count++] = (uint16_t)port;
+	return 0;
+}
+
+/* One option of a run; 0 or -1 with a message. */
+static int
+client_parse_run_option(struct client *c, int opt, const char *arg)
+{
+	uint64_t value;
+	int ms, i;
+
+	switch (opt) {
+	case OPT_MODE:
+		i = kvmrun_name_lookup(kvmrun_mode_names, KVMRUN_MODE_COUNT, arg);
+		if (i < 0)
+			return client_bad(opt, arg, "not real, protected, paged, long");
+		c->spec.mode = (enum kvmrun_mode)i;
+		return 0;
+	case OPT_RING:
+		if (strcmp(arg, "0") != 0 && strcmp(arg, "3") != 0)
+			return client_bad(opt, arg, "not 0 or 3");
+		c->spec.ring = arg[0] == '3' ? 3 : 0;
+		return 0;
+	case OPT_LOAD_ADDRESS:
+		c->load_address_set = true;
+		return client_parse_u64(opt, arg, UINT64_MAX, &c->spec.image.address);
+	case OPT_MEMORY:
+		if (client_parse_size(opt, arg, &value) < 0)
+			return -1;
+		if (value == 0 || value % KVMRUN_PAGE_SIZE != 0)
+			return client_bad(opt, arg, "not a multiple of %u",
+					  KVMRUN_PAGE_SIZE);
+		c->spec.memory_size = value;
+		return 0;
+	case OPT_REG:
+	case OPT_SEG:
+		return client_parse_register(c, opt, arg);
+	case OPT_REGION:
+		return client_parse_region(c, arg);
+	case OPT_TIMEOUT_MS:
+		if (client_parse_u64(opt, arg, INT_MAX, &value) < 0)
+			return -1;
+		c->spec.timeout_ms = (uint32_t)value;
+		return 0;
+	case OPT_TIMEOUT:
+		if (client_parse_duration(opt, arg, &ms) < 0)
+			return -1;
+		c->spec.timeout_ms = (uint32_t)ms;
+		return 0;
+	case OPT_LOG_PORT:
+		return client_parse_log_port(c, arg);
+	case OPT_DUMP:
+		return client_parse_dump(c, arg);
+	case 'q':
+		c->quiet = true;
+		return 0;
+	}
+	return -1;
+}
+
+/* The command, the image and one too many are all the operands there can be. */
+struct client_operands {
+	const char *list[3];
+	size_t count;
+};
+
+static int
+client_add_operand(struct client_operands *operands, const char *arg)
+{
+	if (operands->count == CLIENT_NELEM(operands->list)) {
+		client_error("unexpected operand %s", arg);
+		return -1;
+	}
+	operands->list[operands->count++] = arg;
+	return 0;
+}
+
+/*
+ * Parses the command line into C.  Returns 0 to go on, 1 when --help or
+ * --version has been answered, -1 on a usage error (already reported).
+ */
+static int
+client_parse_args(struct client *c, int argc, char **argv)
+{
+	struct client_operands operands = {0};
+	const char **operand = operands.list;
+	int opt, i = -1, *timeout;
+
+	/* '-' hands back operands in place, so options may follow the command. */
+	opterr = 0;
+	for (;;) {
+		opt = getopt_long(argc, argv, "-:s:jqhV", client_options, NULL);
+		if (opt == -1)
+			break;
+		switch (opt) {
+		case 1:
+			if (client_add_operand(&operands, optarg) < 0)
+				return -1;
+			break;
+		case 's':
+			c->socket_path = optarg;
+			break;
+		case OPT_CONNECT_TIMEOUT:
+		case OPT_RESPONSE_TIMEOUT:
+			timeout = opt == OPT_CONNECT_TIMEOUT ? &c->connect_timeout_ms
+							     : &c->response_timeout_ms;
+			if (client_parse_duration(opt, optarg, timeout) < 0)
+				return -1;
+			break;
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			fputs(client_usage_text, stdout);
+			return 1;
+		case 'V':
+			printf(CLIENT_NAME " " PACKAGE_VERSION " (protocol %d)\n",
+			       KVMRUN_PROTOCOL_VERSION);
+			return 1;
+		case ':':
+			client_error("option %s needs a value", argv[optind - 1]);
+			return -1;
+		case '?':
+			/* optopt names a bad short option; a long one is in argv. */
+			if (optopt != 0 && argv[optind - 1][1] != '-')
+				client_error("unknown option -%c", optopt);
+			else
+				client_error("unknown option %s", argv[optind - 1]);
+			return -1;
+		default:
+			if (c->run_option == NULL)
+				c->run_option = client_option_name(opt);
+			if (client_parse_run_option(c, opt, optarg) < 0)
+				return -1;
+			break;
+		}
+	}
+	/* Whatever follows "--" is operands too. */
+	for (; optind < argc; optind++)
+		if (client_add_operand(&operands, argv[optind]) < 0)
+			return -1;
+
+	if (operands.count > 0)
+		i = kvmrun_name_lookup(client_command_names, CLIENT_COMMAND_COUNT,
+				       operand[0]);
+	c->command = i < 0 ? CLIENT_RUN : (enum client_command)i;
+	if (i >= 0) {
+		operand++;
+		operands.count--;
+	}
+	if (c->command != CLIENT_RUN) {
+		if (c->run_option != NULL) {
+			client_error("--%s applies to run, not %s", c->run_option,
+				     client_command_names[c->command]);
+			return -1;
+		}
+		if (operands.count > 0) {
+			client_error("%s takes no operand, not %s",
+				     client_command_names[c->command], operand[0]);
+			return -1;
+		}
+		return 0;
+	}
+	if (operands.count == 0) {
+		client_error("run needs an IMAGE (a file, or - for stdin)");
+		return -1;
+	}
+	if (operands.count > 1) {
+		client_error("run takes one IMAGE, not %s too", operand[1]);
+		return -1;
+	}
+	c->image_path = operand[0];
+	return 0;
+}
+
+/* Reads all of PATH ("-" for standard input): 0, or -errno. */
+static int
+client_read_file(const char *path, uint8_t **data, size_t *length)
+{
+	size_t size = 0, used = 0;
+	uint8_t *buf = NULL, *grown;
+	int fd = STDIN_FILENO, r = 0;
+	ssize_t n;
+
+	if (strcmp(path, "-") != 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd == -1)
+			return -errno;
+	}
+	for (;;) {
+		if (used == size) {
+			if (size >= CLIENT_FILE_MAX) {
+				r = -EFBIG;
+				goto out;
+			}
+			size = size == 0 ? CLIENT_READ_CHUNK : size * 2;
+			grown = realloc(buf, size);
+			if (grown == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = grown;
+		}
+		n = read(fd, buf + used, size - used);
+		if (n == 0)
+			break;
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			r = -errno;
+			goto out;
+		}
+		used += (size_t)n;
+	}
+	*data = buf;
+	*length = used;
+	buf = NULL;
+out:
+	free(buf);
+	/* Only read from, so a failing close loses nothing. */
+	if (fd != STDIN_FILENO)
+		(void)close(fd);
+	return r;
+}
+
+static const char *
+client_file_name(const char *path)
+{
+	return strcmp(path, "-") == 0 ? "stdin" : path;
+}
+
+/* Reads the image and the regions into the spec; -1 with a message. */
+static int
+client_load_files(struct client *c)
+{
+	const char *name = client_file_name(c->image_path);
+	struct kvmrun_blob *regions, *blob;
+	struct kvmrun_error err;
+	uint8_t *data;
+	size_t length;
+	int r;
+
+	r = client_read_file(c->image_path, &data, &length);
+	if (r < 0) {
+		client_error("%s: %s", name, strerror(-r));
+		return -1;
+	}
+	if (elf_is_elf(data, length)) {
+		if (c->load_address_set) {
+			free(data);
+			client_error("%s: an ELF image has no --load-address", name);
+			return -1;
+		}
+		r = elf_load(name, data, length, &c->spec, &err);
+		free(data);
+		if (r < 0) {
+			client_error("%s", err.message);
+			return -1;
+		}
+	} else if (length == 0) {
+		free(data);
+		client_error("%s: empty image", name);
+		return -1;
+	} else {
+		c->spec.image.data = data;
+		c->spec.image.length = length;
+	}
+
+	for (size_t i = 0; i < c->region_count; i++) {
+		name = client_file_name(c->regions[i].path);
+		r = client_read_file(c->regions[i].path, &data, &length);
+		if (r < 0) {
+			client_error("%s: %s", name, strerror(-r));
+			return -1;
+		}
+		if (length == 0) {
+			free(data);
+			client_error("%s: empty region", name);
+			return -1;
+		}
+		regions = reallocarray(c->spec.regions, c->spec.region_count + 1,
+				       sizeof(*regions));
+		if (regions == NULL) {
+			free(data);
+			client_error("out of memory");
+			return -1;
+		}
+		c->spec.regions = regions;
+		blob = &regions[c->spec.region_count++];
+		blob->address = c->regions[i].address;
+		blob->data = data;
+		blob->length = length;
+	}
+	return 0;
+}
+
+/* Connects to the daemon, or says why not with a hint where one helps. */
+static int
+client_connect(const struct client *c, struct conn *conn)
+{
+	struct conn_error err;
+	const char *hint = "";
+	int r;
+
+	r = conn_open(conn, c->socket_path, c->connect_timeout_ms, CLIENT_MAX_LINE,
+		      &err);
+	if (r == 0)
+		return 0;
+	if (err.errnum == ENOENT || err.errnum == ECONNREFUSED)
+		hint = " (is kvmrund or kvmrund.socket running?)";
+	else if (err.errnum == EACCES)
+		hint = " (is this user allowed to use the socket?)";
+	client_error("%s%s", err.message, hint);
+	return -1;
+}
+
+/*
+ * Sends one request and reads its answer into RESP; prints the answer's line
+ * as it is under --json.  0, or an exit status after a message.
+ */
+static int
+client_exchange(const struct client *c, enum kvmrun_op op, int timeout_ms,
+		struct proto_response *resp)
+{
+	struct conn_error err, write_err = {0};
+	struct kvmrun_error perr;
+	struct conn conn;
+	char *request, *line;
+	const char *id;
+	size_t length;
+	int r, status = CLIENT_EXIT_UNREACHABLE;
+
+	request = proto_format_request(CLIENT_REQUEST_ID, op, &c->spec, &length);
+	if (request == NULL) {
+		client_error("out of memory");
+		return CLIENT_EXIT_USAGE;
+	}
+	if (client_connect(c, &conn) < 0)
+		goto out_free;
+	r = conn_write_all(&conn, request, length, timeout_ms, &write_err);
+	/* A daemon refusing a request may answer and hang up before reading it all. */
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
+		client_error("%s", write_err.message);
+		goto out_close;
+	}
+	r = conn_read_line(&conn, &line, &length, timeout_ms, &err);
+	if (r <= 0) {
+		if (write_err.errnum != 0)
+			client_error("%s", write_err.message);
+		else if (r < 0)
+			client_error("%s", err.message);
+		else
+			client_error("%s: hung up without answering", c->socket_path);
+		goto out_close;
+	}
+	if (c->json)
+		printf("%s\n", line);
+	if (proto_response_parse(line, length, resp, &perr) < 0) {
+		client_error("%s: unreadable answer: %s", c->socket_path, perr.message);
+		proto_response_free(resp);
+		goto out_close;
+	}
+	/* An error about a line too long to find its id in carries the id null. */
+	id = resp->id_json != NULL ? resp->id_json : "null";
+	if (strcmp(id, CLIENT_REQUEST_ID) != 0 &&
+	    !(resp->kind == PROTO_RESPONSE_ERROR && strcmp(id, "null") == 0)) {
+		client_error("%s: answer for id %s, not %s", c->socket_path, id,
+			     CLIENT_REQUEST_ID);
+		proto_response_free(resp);
+		goto out_close;
+	}
+	status = 0;
+out_close:
+	conn_close(&conn);
+out_free:
+	free(request);
+	return status;
+}
+
+static void
+client_daemon_error(const struct kvmrun_error *err)
+{
+	const char *code = "unknown";
+
+	if (err->code < KVMRUN_ERR_COUNT)
+		code = kvmrun_errcode_names[err->code];
+	client_error("daemon: %s: %s", code, err->message);
+}
+
+/* The status for a response of an unexpected kind, or for an error. */
+static int
+client_unexpected(const struct client *c, const struct proto_response *resp)
+{
+	if (resp->kind == PROTO_RESPONSE_ERROR) {
+		client_daemon_error(&resp->error);
+		return CLIENT_EXIT_DAEMON;
+	}
+	client_error("%s: answer of the wrong kind for %s", c->socket_path,
+		     client_command_names[c->command]);
+	return CLIENT_EXIT_UNREACHABLE;
+}
+
+static int
+client_run(struct client *c, const struct output *out)
+{
+	struct proto_response resp;
+	int timeout_ms, status;
+
+	if (client_load_files(c) < 0)
+		return CLIENT_EXIT_USAGE;
+	timeout_ms = c->response_timeout_ms;
+	if (timeout_ms < 0 && c->spec.timeout_ms > INT_MAX - CLIENT_RESPONSE_MARGIN_MS)
+		timeout_ms = INT_MAX;
+	else if (timeout_ms < 0)
+		timeout_ms = (int)c->spec.timeout_ms + CLIENT_RESPONSE_MARGIN_MS;
+	status = client_exchange(c, KVMRUN_OP_RUN, timeout_ms, &resp);
+	if (status != 0)
+		return status;
+	if (resp.kind == PROTO_RESPONSE_RESULT) {
+		if (!c->json)
+			output_result(out, &resp.result);
+		status = resp.result.exit.reason == KVMRUN_EXIT_HLT ? CLIENT_EXIT_HALTED
+								    : CLIENT_EXIT_ENDED;
+	} else {
+		status = client_unexpected(c, &resp);
+	}
+	proto_response_free(&resp);
+	return status;
+}
+
+/* ping and stats: one request without a spec, one answer. */
+static int
+client_query(struct client *c, const struct output *out)
+{
+	bool ping = c->command == CLIENT_PING;
+	enum kvmrun_op op = ping ? KVMRUN_OP_PING : KVMRUN_OP_STATS;
+	enum proto_response_kind kind;
+	struct proto_response resp;
+	int timeout_ms = c->response_timeout_ms;
+	int status;
+
+	kind = ping ? PROTO_RESPONSE_PING : PROTO_RESPONSE_STATS;
+	if (timeout_ms < 0)
+		timeout_ms = CLIENT_RESPONSE_MARGIN_MS;
+	status = client_exchange(c, op, timeout_ms, &resp);
+	if (status != 0)
+		return status;
+	if (resp.kind != kind)
+		status = client_unexpected(c, &resp);
+	else if (ping && !c->json)
+		output_ping(out, &resp);
+	else if (!c->json)
+		output_stats(out, &resp.stats);
+	proto_response_free(&resp);
+	return status;
+}
+
+/* Makes room for LENGTH more bytes at the end of BUF. */
+static int
+client_buf_reserve(struct client_buf *buf, size_t length)
+{
+	size_t size;
+	char *data;
+
+	if (buf->start > 0) {
+		memmove(buf->data, buf->data + buf->start, buf->end - buf->start);
+		buf->end -= buf->start;
+		buf->start = 0;
+	}
+	if (buf->size - buf->end >= length)
+		return 0;
+	size = buf->size == 0 ? CLIENT_READ_CHUNK : buf->size;
+	while (size - buf->end < length) {
+		if (size > SIZE_MAX / 2)
+			return -ENOMEM;
+		size *= 2;
+	}
+	data = realloc(buf->data, size);
+	if (data == NULL)
+		return -ENOMEM;
+	buf->data = data;
+	buf->size = size;
+	return 0;
+}
+
+/* A blank line is no request: raw skips it rather than draw an error answer. */
+static bool
+client_is_blank(const char *line, size_t length)
+{
+	for (size_t i = 0; i < length; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+			return false;
+	return true;
+}
+
+/*
+ * Moves the complete lines of IN (and the last one at end of file) to OUT,
+ * each with its '\n'; counts them in *QUEUED.
+ */
+static int
+client_raw_queue(struct client_buf *in, struct client_buf *out, bool eof,
+		 size_t *queued)
+{
+	char *line, *nl;
+	size_t length;
+
+	while (in->start < in->end) {
+		line = in->data + in->start;
+		nl = memchr(line, '\n', in->end - in->start);
+		if (nl == NULL && !eof)
+			break;
+		length = nl != NULL ? (size_t)(nl - line) : in->end - in->start;
+		in->start += length + (nl != NULL);
+		if (client_is_blank(line, length))
+			continue;
+		if (client_buf_reserve(out, length + 1) < 0)
+			return -ENOMEM;
+		memcpy(out->data + out->end, line, length);
+		out->data[out->end + length] = '\n';
+		out->end += length + 1;
+		(*queued)++;
+	}
+	return 0;
+}
+
+/* Reads a chunk of standard input; 0 at end of file. */
+static ssize_t
+client_raw_read_stdin(struct client_buf *in)
+{
+	ssize_t n;
+
+	if (client_buf_reserve(in, CLIENT_READ_CHUNK) < 0)
+		return -ENOMEM;
+	do
+		n = read(STDIN_FILENO, in->data + in->end, in->size - in->end);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -errno;
+	in->end += (size_t)n;
+	return n;
+}
+
+/*
+ * Prints the answers buffered in CONN; a line that is no answer makes
+ * *GARBLED, an error answer *FAILED.
+ */
+static int
+client_raw_answers(struct client *c, struct conn *conn, size_t *pending, bool *failed,
+		   bool *garbled)
+{
+	struct proto_response resp;
+	struct kvmrun_error perr;
+	struct conn_error err;
+	char *line;
+	size_t length;
+	int r;
+
+	while ((r = conn_next_line(conn, &line, &length, &err)) == 1) {
+		fwrite(line, 1, length, stdout);
+		fputc('\n', stdout);
+		if (*pending == 0) {
+			client_error("%s: an answer to no request", c->socket_path);
+			*garbled = true;
+		} else {
+			(*pending)--;
+		}
+		if (proto_response_parse(line, length, &resp, &perr) < 0) {
+			client_error("%s: unreadable answer: %s", c->socket_path,
+				     perr.message);
+			*garbled = true;
+		} else if (resp.kind == PROTO_RESPONSE_ERROR) {
+			*failed = true;
+		}
+		proto_response_free(&resp);
+	}
+	fflush(stdout);
+	if (r < 0)
+		client_error("%s", err.message);
+	return r;
+}
+
+/*
+ * raw: request lines from standard input go out as fast as the daemon takes
+ * them while answers are read and printed, one poll() for both directions so
+ * neither side's buffers fill up and deadlock.
+ */
+static int
+client_raw(struct client *c)
+{
+	struct client_buf in = {0}, out = {0};
+	struct conn_error err;
+	struct pollfd pfds[2];
+	struct conn conn;
+	size_t pending = 0;
+	bool stdin_open = true, failed = false, garbled = false;
+	int timeout_ms = c->response_timeout_ms;
+	int status = CLIENT_EXIT_UNREACHABLE, n, r;
+	ssize_t got;
+
+	if (timeout_ms < 0)
+		timeout_ms = KVMRUN_DEFAULT_MAX_TIMEOUT_MS + CLIENT_RESPONSE_MARGIN_MS;
+	if (client_connect(c, &conn) < 0)
+		return CLIENT_EXIT_UNREACHABLE;
+	while (stdin_open || pending > 0) {
+		pfds[0].fd = -1;
+		if (stdin_open && out.end - out.start < CLIENT_RAW_BACKLOG)
+			pfds[0].fd = STDIN_FILENO;
+		pfds[0].events = POLLIN;
+		pfds[1].fd = conn_fd(&conn);
+		pfds[1].events = POLLIN | (out.end > out.start ? POLLOUT : 0);
+		n = poll(pfds, 2, pending > 0 ? timeout_ms : -1);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			client_error("poll: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0) {
+			client_error("%s: no answer within %d ms (%zu pending)",
+				     c->socket_path, timeout_ms, pending);
+			goto out;
+		}
+		if ((pfds[1].revents & (POLLOUT | POLLERR | POLLHUP)) &&
+		    out.end > out.start) {
+			got = conn_write_some(&conn, out.data + out.start,
+					      out.end - out.start, &err);
+			/* A hung-up daemon may still have answers to read. */
+			if (got < 0 && got != -EPIPE && got != -ECONNRESET) {
+				client_error("%s", err.message);
+				goto out;
+			}
+			if (got < 0)
+				out.start = out.end;
+			else
+				out.start += (size_t)got;
+		}
+		if (pfds[1].revents & (POLLIN | POLLERR | POLLHUP)) {
+			got = conn_fill(&conn, &err);
+			if (got < 0 && got != -EAGAIN) {
+				client_error("%s", err.message);
+				goto out;
+			}
+			r = client_raw_answers(c, &conn, &pending, &failed, &garbled);
+			if (r < 0)
+				goto out;
+			if (got == 0 && (pending > 0 || stdin_open)) {
+				client_error("%s: hung up with %zu requests unanswered",
+					     c->socket_path, pending);
+				goto out;
+			}
+		}
+		if (pfds[0].fd != -1 && pfds[0].revents != 0) {
+			got = client_raw_read_stdin(&in);
+			if (got < 0) {
+				client_error("stdin: %s", strerror((int)-got));
+				goto out;
+			}
+			stdin_open = got > 0;
+			if (client_raw_queue(&in, &out, !stdin_open, &pending) < 0) {
+				client_error("out of memory");
+				goto out;
+			}
+		}
+	}
+	status = garbled ? CLIENT_EXIT_UNREACHABLE : failed ? CLIENT_EXIT_DAEMON : 0;
+out:
+	conn_close(&conn);
+	free(in.data);
+	free(out.data);
+	return status;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct client c = {
+		.connect_timeout_ms = CLIENT_CONNECT_TIMEOUT_MS,
+		.response_timeout_ms = -1,
+	};
+	struct output out;
+	int status, r;
+
+	kvmrun_spec_init(&c.spec);
+	r = client_parse_args(&c, argc, argv);
+	if (r != 0) {
+		if (r < 0)
+			fputs("Try '" CLIENT_NAME " --help'.\n", stderr);
+		status = r < 0 ? CLIENT_EXIT_USAGE : 0;
+		goto out;
+	}
+	if (c.socket_path == NULL)
+		c.socket_path = getenv("KVMRUN_SOCKET");
+	if (c.socket_path == NULL || c.socket_path[0] == '\0')
+		c.socket_path = KVMRUN_DEFAULT_SOCKET;
+	output_init(&out, stdout, c.quiet);
+
+	if (c.command == CLIENT_RUN)
+		status = client_run(&c, &out);
+	else if (c.command == CLIENT_RAW)
+		status = client_raw(&c);
+	else
+		status = client_query(&c, &out);
+out:
+	/* Output that did not all get out must not pass for a success. */
+	if (fflush(stdout) == EOF) {
+		client_error("stdout: %s", strerror(errno));
+		status = CLIENT_EXIT_USAGE;
+	} else if (ferror(stdout)) {
+		client_error("stdout: write error");
+		status = CLIENT_EXIT_USAGE;
+	}
+	kvmrun_spec_free(&c.spec);
+	free(c.regions);
+	return status;
+}
