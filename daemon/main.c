@@ -1,0 +1,437 @@
+/*
+ * kvmrund: reads the options, opens /dev/kvm and the socket, runs the event
+ * loop until told to stop, and turns the outcome into an exit status:
+ * 0 after a stop by signal, 1 when it could not start, 2 for bad usage.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "kvmrun-proto.h"
+#include "listen.h"
+#include "log.h"
+#include "server.h"
+#include "vm.h"
+
+#define EXIT_USAGE 2
+
+#define DEFAULT_QUEUE 64u
+#define DEFAULT_MAX_CONNECTIONS 256u
+#define DEFAULT_MAX_TOTAL_MEMORY (1ull << 30)
+#define DEFAULT_MAX_OUTPUT (64ull << 20)
+#define DEFAULT_READ_TIMEOUT_MS 30000u
+#define DEFAULT_SOCKET_MODE 0660
+
+#define MAX_WORKERS 1024u
+#define MAX_QUEUE (1u << 20)
+#define MAX_CONNECTIONS (1u << 20)
+#define MAX_MS (24u * 3600 * 1000) /* a day */
+#define MAX_BYTES (1ull << 40)
+#define MIN_MAX_LINE 256u
+#define MIN_MAX_OUTPUT 4096u
+#define SIZE_TEXT_MAX 24 /* "18446744073709551615" and a unit */
+
+struct options {
+	const char *socket_path;
+	const char *kvm_path;
+	mode_t socket_mode;
+	int verbosity;
+	struct server_config server;
+};
+
+enum {
+	OPT_SOCKET = 256,
+	OPT_WORKERS,
+	OPT_QUEUE,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_LINE,
+	OPT_MAX_MEMORY,
+	OPT_MAX_TOTAL_MEMORY,
+	OPT_MAX_TIMEOUT_MS,
+	OPT_MAX_OUTPUT,
+	OPT_READ_TIMEOUT_MS,
+	OPT_SOCKET_MODE,
+	OPT_KVM,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "queue", required_argument, NULL, OPT_QUEUE },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+	{ "max-total-memory", required_argument, NULL, OPT_MAX_TOTAL_MEMORY },
+	{ "max-timeout-ms", required_argument, NULL, OPT_MAX_TIMEOUT_MS },
+	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+	{ "read-timeout-ms", required_argument, NULL, OPT_READ_TIMEOUT_MS },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "kvm", required_argument, NULL, OPT_KVM },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Bytes as the options take them: "24M" when it divides evenly. */
+static const char *
+size_text(uint64_t bytes, char *buf, size_t size)
+{
+	static const char units[] = "KMG";
+	int unit = -1;
+
+	while (unit < 2 && bytes != 0 && bytes % 1024 == 0) {
+		bytes /= 1024;
+		unit++;
+	}
+	if (unit < 0)
+		snprintf(buf, size, "%" PRIu64, bytes);
+	else
+		snprintf(buf, size, "%" PRIu64 "%c", bytes, units[unit]);
+	return buf;
+}
+
+static unsigned int
+default_workers(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cpus < 1)
+		return 1;
+	return cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned int)cpus;
+}
+
+static void
+options_default(struct options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->socket_path = KVMRUN_DEFAULT_SOCKET;
+	opt->kvm_path = KVMRUN_DEFAULT_KVM_PATH;
+	opt->socket_mode = DEFAULT_SOCKET_MODE;
+	opt->server.workers = default_workers();
+	opt->server.queue = DEFAULT_QUEUE;
+	opt->server.max_connections = DEFAULT_MAX_CONNECTIONS;
+	opt->server.max_total_memory = DEFAULT_MAX_TOTAL_MEMORY;
+	opt->server.max_output = DEFAULT_MAX_OUTPUT;
+	opt->server.read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
+	proto_limits_default(&opt->server.limits);
+}
+
+static void
+usage(FILE *out)
+{
+	struct options def;
+	char text[SIZE_TEXT_MAX];
+
+	options_default(&def);
+	fprintf(out, "usage: kvmrund [options]\n"
+		     "Runs untrusted x86 code in fresh KVM virtual machines for the\n"
+		     "clients of a Unix socket speaking JSON lines.\n\n");
+	fprintf(out,
+		"  --socket PATH\n\tlisten on PATH (default %s);\n"
+		"\tignored when systemd passes the socket\n",
+		KVMRUN_DEFAULT_SOCKET);
+	fprintf(out,
+		"  --socket-mode OCTAL\n\tpermissions of the socket (default %04o)\n",
+		DEFAULT_SOCKET_MODE);
+	fprintf(out, "  --kvm PATH\n\tthe KVM device (default %s)\n",
+		KVMRUN_DEFAULT_KVM_PATH);
+	fprintf(out,
+		"  --workers N\n\truns at the same time (default %u: online CPUs)\n",
+		def.server.workers);
+	fprintf(out, "  --queue N\n\truns waiting for a worker (default %zu)\n",
+		def.server.queue);
+	fprintf(out,
+		"  --max-connections N\n\tclients at the same time (default %" PRIu64
+		")\n",
+		def.server.max_connections);
+	fprintf(out, "  --max-line BYTES\n\tlongest request line (default %s)\n",
+		size_text(def.server.limits.max_line, text, sizeof(text)));
+	fprintf(out,
+		"  --max-memory BYTES\n\tlargest memory_size of a run (default %s)\n",
+		size_text(def.server.limits.max_memory, text, sizeof(text)));
+	fprintf(out,
+		"  --max-total-memory BYTES\n\tmemory_size of all queued and running "
+		"runs together (default %s)\n",
+		size_text(def.server.max_total_memory, text, sizeof(text)));
+	fprintf(out,
+		"  --max-timeout-ms N\n\tlargest timeout_ms of a run (default %" PRIu32
+		")\n",
+		def.server.limits.max_timeout_ms);
+	fprintf(out,
+		"  --max-output BYTES\n\tunread answers a client may leave before it "
+		"is dropped (default %s)\n",
+		size_text(def.server.max_output, text, sizeof(text)));
+	fprintf(out,
+		"  --read-timeout-ms N\n\ttime to finish a begun request line, 0 for "
+		"none (default %" PRIu32 ")\n",
+		def.server.read_timeout_ms);
+	fprintf(out, "  -v, --verbose\n\tlog debug messages too\n"
+		     "  --version\n\tprint the version and exit\n"
+		     "  -h, --help\n\tprint this help and exit\n\n"
+		     "BYTES take a K, M or G suffix (powers of 1024).\n");
+}
+
+static int
+option_bad(const char *name, const char *arg, const char *why)
+{
+	fprintf(stderr, "kvmrund: --%s %s: %s\n", name, arg, why);
+	return -EINVAL;
+}
+
+/* A number in [MIN, MAX]; with SIZED, a K, M or G suffix multiplies it. */
+static int
+option_number(const char *name, const char *arg, bool sized, uint64_t min, uint64_t max,
+	      uint64_t *value)
+{
+	static const char units[] = "KMG";
+	char low[SIZE_TEXT_MAX], high[SIZE_TEXT_MAX], why[96];
+	unsigned long long n;
+	unsigned int shift = 0;
+	char *end;
+
+	errno = 0;
+	n = strtoull(arg, &end, 10);
+	/* Out of range is reported with the range below. */
+	if (errno == ERANGE)
+		n = ULLONG_MAX;
+	if (end == arg || arg[0] == '-')
+		return option_bad(name, arg,
+				  sized ? "not a size (bytes, or with K, M or G)"
+					: "not a number");
+	if (sized && *end != '\0' && end[1] == '\0') {
+		const char *unit = strchr(units, toupper((unsigned char)*end));
+
+		if (unit != NULL) {
+			shift = 10 * (unsigned int)(unit - units + 1);
+			end++;
+		}
+	}
+	if (*end != '\0')
+		return option_bad(name, arg,
+				  sized ? "not a size (bytes, or with K, M or G)"
+					: "not a number");
+	if (n > (max >> shift) || (n << shift) < min) {
+		if (sized)
+			snprintf(why, sizeof(why), "must be between %s and %s",
+				 size_text(min, low, sizeof(low)),
+				 size_text(max, high, sizeof(high)));
+		else
+			snprintf(why, sizeof(why),
+				 "must be between %" PRIu64 " and %" PRIu64, min, max);
+		return option_bad(name, arg, why);
+	}
+	*value = (uint64_t)n << shift;
+	return 0;
+}
+
+static int
+option_mode(const char *arg, mode_t *mode)
+{
+	unsigned long n;
+	char *end;
+
+	errno = 0;
+	n = strtoul(arg, &end, 8);
+	if (end == arg || *end != '\0' || errno != 0 || n > 0777)
+		return option_bad("socket-mode", arg,
+				  "not an octal mode from 0 to 0777");
+	*mode = (mode_t)n;
+	return 0;
+}
+
+static const char *
+option_name(int c)
+{
+	const struct option *o;
+
+	for (o = long_options; o->name != NULL && o->val != c; o++)
+		continue;
+	return o->name;
+}
+
+static int
+option_set(struct options *opt, int c, const char *arg)
+{
+	struct server_config *cfg = &opt->server;
+	const char *name = option_name(c);
+	uint64_t n;
+	int rc;
+
+	switch (c) {
+	case OPT_SOCKET:
+		opt->socket_path = arg;
+		return 0;
+	case OPT_KVM:
+		opt->kvm_path = arg;
+		return 0;
+	case OPT_SOCKET_MODE:
+		return option_mode(arg, &opt->socket_mode);
+	case OPT_WORKERS:
+		rc = option_number(name, arg, false, 1, MAX_WORKERS, &n);
+		cfg->workers = (unsigned int)n;
+		return rc;
+	case OPT_QUEUE:
+		rc = option_number(name, arg, false, 1, MAX_QUEUE, &n);
+		cfg->queue = (size_t)n;
+		return rc;
+	case OPT_MAX_CONNECTIONS:
+		return option_number(name, arg, false, 1, MAX_CONNECTIONS,
+				     &cfg->max_connections);
+	case OPT_MAX_LINE:
+		rc = option_number(name, arg, true, MIN_MAX_LINE, 1ull << 30, &n);
+		cfg->limits.max_line = (size_t)n;
+		return rc;
+	case OPT_MAX_MEMORY:
+		return option_number(name, arg, true, KVMRUN_PAGE_SIZE, MAX_BYTES,
+				     &cfg->limits.max_memory);
+	case OPT_MAX_TOTAL_MEMORY:
+		return option_number(name, arg, true, KVMRUN_PAGE_SIZE, MAX_BYTES,
+				     &cfg->max_total_memory);
+	case OPT_MAX_TIMEOUT_MS:
+		rc = option_number(name, arg, false, 1, MAX_MS, &n);
+		cfg->limits.max_timeout_ms = (uint32_t)n;
+		return rc;
+	case OPT_MAX_OUTPUT:
+		rc = option_number(name, arg, true, MIN_MAX_OUTPUT, MAX_BYTES, &n);
+		cfg->max_output = (size_t)n;
+		return rc;
+	case OPT_READ_TIMEOUT_MS:
+		rc = option_number(name, arg, false, 0, MAX_MS, &n);
+		cfg->read_timeout_ms = (uint32_t)n;
+		return rc;
+	default:
+		return -EINVAL;
+	}
+}
+
+/*
+ * Fills OPT from the command line.  0 to go on, 1 when --help or --version
+ * was answered, -EINVAL for bad usage (already reported).
+ */
+static int
+options_parse(int argc, char **argv, struct options *opt)
+{
+	int c;
+
+	options_default(opt);
+	while ((c = getopt_long(argc, argv, "hv", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'v':
+			opt->verbosity++;
+			break;
+		case OPT_VERSION:
+			printf("kvmrund %s (protocol %d)\n", PACKAGE_VERSION,
+			       KVMRUN_PROTOCOL_VERSION);
+			return 1;
+		case '?':
+			return -EINVAL;
+		default:
+			if (option_set(opt, c, optarg) < 0)
+				return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kvmrund: unexpected argument %s\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (opt->server.max_total_memory < opt->server.limits.max_memory) {
+		char total[SIZE_TEXT_MAX], memory[SIZE_TEXT_MAX];
+
+		fprintf(stderr,
+			"kvmrund: --max-total-memory %s is less than --max-memory %s\n",
+			size_text(opt->server.max_total_memory, total, sizeof(total)),
+			size_text(opt->server.limits.max_memory, memory,
+				  sizeof(memory)));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void
+log_settings(const struct options *opt, const struct listen_socket *lsock,
+	     const struct kvmrun_host *host)
+{
+	const struct server_config *cfg = &opt->server;
+	char line[SIZE_TEXT_MAX], memory[SIZE_TEXT_MAX], total[SIZE_TEXT_MAX],
+		output[SIZE_TEXT_MAX];
+
+	log_info("main",
+		 "kvmrund %s on %s%s: kvm api %d, %u workers, queue %zu, "
+		 "max-connections %" PRIu64 ", max-line %s, max-memory %s, "
+		 "max-total-memory %s, max-timeout-ms %" PRIu32 ", max-output %s, "
+		 "read-timeout-ms %" PRIu32,
+		 PACKAGE_VERSION, lsock->path,
+		 lsock->activated ? " (from systemd)" : "", vm_host_api_version(host),
+		 cfg->workers, cfg->queue, cfg->max_connections,
+		 size_text(cfg->limits.max_line, line, sizeof(line)),
+		 size_text(cfg->limits.max_memory, memory, sizeof(memory)),
+		 size_text(cfg->max_total_memory, total, sizeof(total)),
+		 cfg->limits.max_timeout_ms,
+		 size_text(cfg->max_output, output, sizeof(output)),
+		 cfg->read_timeout_ms);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt;
+	struct kvmrun_host *host;
+	struct listen_socket lsock;
+	struct server *server;
+	struct kvmrun_error err;
+	int rc;
+
+	rc = options_parse(argc, argv, &opt);
+	if (rc < 0) {
+		fprintf(stderr, "Try 'kvmrund --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (rc > 0)
+		return EXIT_SUCCESS;
+	log_init(opt.verbosity);
+
+	if (vm_host_open(opt.kvm_path, &host, &err) < 0) {
+		log_errx("main", "%s", err.message);
+		return EXIT_FAILURE;
+	}
+	if (listen_open(opt.socket_path, opt.socket_mode, &lsock, &err) < 0) {
+		log_errx("main", "%s", err.message);
+		goto out_close_host;
+	}
+	opt.server.socket_path = lsock.path;
+	opt.server.watchdog_usec = listen_watchdog_usec();
+	if (server_create(&opt.server, host, lsock.fd, &server, &err) < 0) {
+		log_errx("main", "%s", err.message);
+		goto out_close_socket;
+	}
+	log_settings(&opt, &lsock, host);
+	listen_notify_ready();
+
+	server_run(server);
+
+	server_destroy(server);
+	listen_close(&lsock);
+	vm_host_close(host);
+	log_info("main", "stopped");
+	return EXIT_SUCCESS;
+
+out_close_socket:
+	listen_close(&lsock);
+out_close_host:
+	vm_host_close(host);
+	return EXIT_FAILURE;
+}

@@ -1,0 +1,209 @@
+/*
+ * Validates and dispatches one request line for the server.  Ping and stats
+ * are answered here; a run is checked against the engine's rules and the
+ * memory budget, then queued.  Errors are counted by code and runs by exit
+ * reason when their answer is made, for the stats op.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "request.h"
+
+struct request_handler {
+	struct proto_limits limits;
+	uint64_t max_total_memory;
+	struct kvmrun_host *host;
+	struct job_pool *pool;
+	struct timespec started;
+	struct proto_stats counters; /* runs, errors and connections only */
+};
+
+static struct timespec
+request_now(void)
+{
+	struct timespec now;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+		fatal("request", "clock_gettime(CLOCK_MONOTONIC)");
+	return now;
+}
+
+int
+request_handler_create(const struct proto_limits *limits, uint64_t max_total_memory,
+		       struct kvmrun_host *host, struct job_pool *pool,
+		       struct request_handler **handlerp)
+{
+	struct request_handler *h;
+
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return -ENOMEM;
+	h->limits = *limits;
+	h->max_total_memory = max_total_memory;
+	h->host = host;
+	h->pool = pool;
+	h->started = request_now();
+	*handlerp = h;
+	return 0;
+}
+
+void
+request_handler_destroy(struct request_handler *h)
+{
+	free(h);
+}
+
+static char *
+request_error(struct request_handler *h, const char *id_json,
+	      const struct kvmrun_error *err, size_t *lengthp)
+{
+	h->counters.errors[err->code]++;
+	return proto_format_error(id_json, err, lengthp);
+}
+
+char *
+request_format_error(struct request_handler *h, const struct kvmrun_error *err,
+		     size_t *lengthp)
+{
+	return request_error(h, "null", err, lengthp);
+}
+
+static char *
+request_stats(struct request_handler *h, const char *id_json, size_t *lengthp)
+{
+	struct proto_stats stats = h->counters;
+	struct job_pool_state state;
+	struct timespec now = request_now();
+
+	job_pool_state(h->pool, &state);
+	stats.runs_in_flight = state.running;
+	stats.runs_queued = state.queued;
+	stats.workers = state.workers;
+	stats.memory_in_use = state.memory;
+	stats.uptime_ms = (uint64_t)((int64_t)(now.tv_sec - h->started.tv_sec) * 1000 +
+				     (now.tv_nsec - h->started.tv_nsec) / 1000000);
+	return proto_format_stats(id_json, &stats, lengthp);
+}
+
+/* Checks the run in REQ and queues it; on failure ERR says why. */
+static int
+request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
+	       struct proto_request *req, struct kvmrun_error *err)
+{
+	struct job_pool_state state;
+	int rc;
+
+	if (vm_check_spec(h->host, &req->spec, err) < 0)
+		return -EINVAL;
+	/* Only this thread adds to the budget, so it cannot shrink under us. */
+	job_pool_state(h->pool, &state);
+	if (req->spec.memory_size > h->max_total_memory - state.memory)
+		return kvmrun_error_set(
+			err, KVMRUN_ERR_BUSY,
+			"guest memory budget exhausted: %llu of %llu bytes "
+			"(--max-total-memory) held by queued and running runs, "
+			"%llu more needed; retry later",
+			(unsigned long long)state.memory,
+			(unsigned long long)h->max_total_memory,
+			(unsigned long long)req->spec.memory_size);
+	rc = job_submit(h->pool, client, sequence, req);
+	switch (rc) {
+	case 0:
+		return 0;
+	case -EBUSY:
+		return kvmrun_error_set(
+			err, KVMRUN_ERR_BUSY,
+			"run queue full: %zu runs waiting (--queue); retry later",
+			state.queue_max);
+	case -ESHUTDOWN:
+		return kvmrun_error_set(err, KVMRUN_ERR_BUSY,
+					"kvmrund is shutting down");
+	default:
+		return kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,
+					"cannot queue the run: %s", strerror(-rc));
+	}
+}
+
+int
+request_handle_line(struct request_handler *h, uint64_t client, uint64_t sequence,
+		    const char *line, size_t length, char **answerp, size_t *lengthp)
+{
+	struct proto_request req;
+	struct kvmrun_error err;
+	char *answer = NULL;
+
+	if (proto_request_parse(line, length, &h->limits, &req, &err) < 0) {
+		/* No id when even that ran out of memory. */
+		answer = request_error(h, req.id_json != NULL ? req.id_json : "null",
+				       &err, lengthp);
+		goto out_free_req;
+	}
+	switch (req.op) {
+	case KVMRUN_OP_PING:
+		answer = proto_format_ping(req.id_json, PACKAGE_VERSION,
+					   vm_host_api_version(h->host), lengthp);
+		break;
+	case KVMRUN_OP_STATS:
+		answer = request_stats(h, req.id_json, lengthp);
+		break;
+	case KVMRUN_OP_RUN:
+		if (request_submit(h, client, sequence, &req, &err) == 0) {
+			log_debug("request", "client %llu: run request %llu queued",
+				  (unsigned long long)client,
+				  (unsigned long long)sequence);
+			return REQUEST_PENDING;
+		}
+		answer = request_error(h, req.id_json, &err, lengthp);
+		break;
+	case KVMRUN_OP_COUNT:
+		fatalx("request", "the codec returned op %d", (int)req.op);
+	}
+out_free_req:
+	proto_request_free(&req);
+	if (answer == NULL)
+		return -ENOMEM;
+	*answerp = answer;
+	return 0;
+}
+
+void
+request_count_completion(struct request_handler *h, const struct job_completion *done)
+{
+	if (done->ok)
+		h->counters.runs[done->reason]++;
+	else
+		h->counters.errors[done->code]++;
+}
+
+void
+request_connection_opened(struct request_handler *h)
+{
+	h->counters.connections_open++;
+	h->counters.connections_total++;
+}
+
+void
+request_connection_closed(struct request_handler *h)
+{
+	h->counters.connections_open--;
+}
+
+uint64_t
+request_connections_open(const struct request_handler *h)
+{
+	return h->counters.connections_open;
+}
+
+uint64_t
+request_runs_done(const struct request_handler *h)
+{
+	uint64_t done = 0;
+
+	for (int i = 0; i < KVMRUN_EXIT_REASON_COUNT; i++)
+		done += h->counters.runs[i];
+	return done;
+}

@@ -1,0 +1,837 @@
+/*
+ * The event loop, kvmrund's only libev user.  It owns the listening socket,
+ * the clients, their buffers and watchers; workers reach it only through the
+ * completion list and an ev_async.
+ *
+ * Each request gets a slot on its client's answer queue in arrival order.
+ * Ping, stats and errors fill their slot at once, a run fills it when its
+ * completion arrives; answers go out from the head of the queue only, so a
+ * client reads them in the order it asked.  Completions name their client by
+ * a serial number that is never reused, so one that arrives after its client
+ * left finds nobody and is dropped.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <search.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "job.h"
+#include "listen.h"
+#include "log.h"
+#include "request.h"
+#include "server.h"
+
+/* The read buffer starts this small and doubles up to --max-line + 1. */
+#define SERVER_INPUT_INITIAL (64u << 10)
+/* Connections taken per accept callback, so one burst cannot starve the rest. */
+#define SERVER_ACCEPT_BATCH 32
+/* Out of descriptors: wait this long before accepting again. */
+#define SERVER_ACCEPT_PAUSE 0.5
+/* Answers gathered into one sendmsg. */
+#define SERVER_IOV_MAX 64
+#define SERVER_STATUS_INTERVAL 5.0
+#define SERVER_STATUS_MAX 256
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+struct server_slot {
+	STAILQ_ENTRY(server_slot) entry;
+	uint64_t sequence;
+	char *line; /* the answer, NULL until it is there */
+	size_t length;
+};
+
+struct server_client {
+	LIST_ENTRY(server_client) entry;
+	struct server *server;
+	uint64_t serial;
+	int fd;
+	ev_io read_watcher;
+	ev_io write_watcher;
+	ev_timer read_timer; /* runs while a line is begun but not finished */
+	char *in;
+	size_t in_length;
+	size_t in_capacity;
+	size_t in_scanned; /* bytes of in known to hold no '\n' */
+	bool reading;	   /* false after EOF, a bad line or shutdown */
+	bool broken;	   /* to be dropped: write error, out of memory */
+	STAILQ_HEAD(, server_slot) slots;
+	size_t sent;	/* bytes of the head slot written */
+	size_t unsent;	/* bytes of answers made and not written */
+	size_t pending; /* runs whose answers are to come */
+	uint64_t next_sequence;
+};
+
+static const int server_stop_signums[] = { SIGTERM, SIGINT };
+static const int server_ignored_signums[] = { SIGHUP, SIGUSR1, SIGUSR2 };
+
+struct server {
+	struct ev_loop *loop;
+	struct server_config cfg;
+	int listen_fd;
+	ev_io accept_watcher;
+	ev_timer accept_pause;
+	ev_async completions;
+	ev_signal stop_signals[NELEM(server_stop_signums)];
+	ev_signal ignored_signals[NELEM(server_ignored_signums)];
+	ev_timer watchdog;
+	ev_timer status_timer;
+	char status[SERVER_STATUS_MAX];
+	struct job_pool *pool;
+	struct request_handler *requests;
+	LIST_HEAD(, server_client) clients;
+	void *client_tree; /* tsearch tree by serial */
+	uint64_t last_serial;
+	bool stopping;
+};
+
+static unsigned long long
+client_id(const struct server_client *c)
+{
+	return (unsigned long long)c->serial;
+}
+
+static int
+client_compare(const void *a, const void *b)
+{
+	const struct server_client *x = a, *y = b;
+
+	return (x->serial > y->serial) - (x->serial < y->serial);
+}
+
+static struct server_client *
+server_find_client(struct server *s, uint64_t serial)
+{
+	struct server_client key = { .serial = serial };
+	void *node = tfind(&key, &s->client_tree, client_compare);
+
+	return node == NULL ? NULL : *(struct server_client **)node;
+}
+
+static void
+client_destroy(struct server_client *c)
+{
+	struct server *s = c->server;
+	struct server_slot *slot;
+
+	if (c->pending > 0)
+		job_cancel(s->pool, c->serial);
+	ev_io_stop(s->loop, &c->read_watcher);
+	ev_io_stop(s->loop, &c->write_watcher);
+	ev_timer_stop(s->loop, &c->read_timer);
+	if (close(c->fd) < 0)
+		log_warn("server", "client %llu: close", client_id(c));
+	while ((slot = STAILQ_FIRST(&c->slots)) != NULL) {
+		STAILQ_REMOVE_HEAD(&c->slots, entry);
+		free(slot->line);
+		free(slot);
+	}
+	free(c->in);
+	tdelete(c, &s->client_tree, client_compare);
+	LIST_REMOVE(c, entry);
+	request_connection_closed(s->requests);
+	log_debug("server", "client %llu disconnected%s", client_id(c),
+		  c->pending > 0 ? ", its runs cancelled" : "");
+	free(c);
+	if (s->stopping && LIST_EMPTY(&s->clients))
+		ev_break(s->loop, EVBREAK_ALL);
+}
+
+/* Takes no more requests from C; what it asked already is still answered. */
+static void
+client_stop_reading(struct server_client *c)
+{
+	struct server *s = c->server;
+
+	c->reading = false;
+	ev_io_stop(s->loop, &c->read_watcher);
+	ev_timer_stop(s->loop, &c->read_timer);
+	free(c->in);
+	c->in = NULL;
+	c->in_length = c->in_capacity = c->in_scanned = 0;
+}
+
+static struct server_slot *
+client_add_slot(struct server_client *c)
+{
+	struct server_slot *slot = calloc(1, sizeof(*slot));
+
+	if (slot == NULL) {
+		log_warnx("server", "client %llu: no memory for a request",
+			  client_id(c));
+		c->broken = true;
+		return NULL;
+	}
+	slot->sequence = c->next_sequence++;
+	STAILQ_INSERT_TAIL(&c->slots, slot, entry);
+	return slot;
+}
+
+static void
+client_fill_slot(struct server_client *c, struct server_slot *slot, char *line,
+		 size_t length)
+{
+	slot->line = line;
+	slot->length = length;
+	c->unsent += length;
+}
+
+/* Queues an error answer with a null id, for a line that is no request. */
+static void
+client_answer_error(struct server_client *c, const struct kvmrun_error *err)
+{
+	struct server_slot *slot = client_add_slot(c);
+	size_t length;
+	char *line;
+
+	if (slot == NULL)
+		return;
+	line = request_format_error(c->server->requests, err, &length);
+	if (line == NULL) {
+		log_warnx("server", "client %llu: no memory for an answer",
+			  client_id(c));
+		c->broken = true;
+		return;
+	}
+	client_fill_slot(c, slot, line, length);
+}
+
+/* Drops the first N written bytes from the answer queue. */
+static void
+client_consume(struct server_client *c, size_t n)
+{
+	struct server_slot *slot;
+	size_t left;
+
+	c->unsent -= n;
+	while (n > 0) {
+		slot = STAILQ_FIRST(&c->slots);
+		left = slot->length - c->sent;
+		if (n < left) {
+			c->sent += n;
+			return;
+		}
+		n -= left;
+		c->sent = 0;
+		STAILQ_REMOVE_HEAD(&c->slots, entry);
+		free(slot->line);
+		free(slot);
+	}
+}
+
+/* Writes the answers at the head of the queue until the socket is full. */
+static void
+client_flush(struct server_client *c)
+{
+	struct server *s = c->server;
+	struct iovec iov[SERVER_IOV_MAX];
+	struct msghdr msg;
+	struct server_slot *slot;
+	ssize_t n;
+
+	for (;;) {
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		slot = STAILQ_FIRST(&c->slots);
+		while (slot != NULL && slot->line != NULL &&
+		       msg.msg_iovlen < SERVER_IOV_MAX) {
+			size_t skip = msg.msg_iovlen == 0 ? c->sent : 0;
+
+			iov[msg.msg_iovlen].iov_base = slot->line + skip;
+			iov[msg.msg_iovlen].iov_len = slot->length - skip;
+			msg.msg_iovlen++;
+			slot = STAILQ_NEXT(slot, entry);
+		}
+		if (msg.msg_iovlen == 0)
+			break;
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			if (errno == EPIPE || errno == ECONNRESET)
+				log_debug("server",
+					  "client %llu: gone before its answers",
+					  client_id(c));
+			else
+				log_warn("server", "client %llu: write", client_id(c));
+			c->broken = true;
+			return;
+		}
+		client_consume(c, (size_t)n);
+	}
+
+	slot = STAILQ_FIRST(&c->slots);
+	if (slot != NULL && slot->line != NULL)
+		ev_io_start(s->loop, &c->write_watcher);
+	else
+		ev_io_stop(s->loop, &c->write_watcher);
+	if (c->unsent > s->cfg.max_output) {
+		log_warnx("server",
+			  "client %llu: %zu bytes of answers unread, over "
+			  "--max-output %zu; disconnecting",
+			  client_id(c), c->unsent, s->cfg.max_output);
+		c->broken = true;
+	}
+}
+
+/*
+ * Writes what can be written, then drops C if it broke or is done (reads no
+ * more and has every answer out).  The last thing a callback does with C.
+ */
+static void
+client_settle(struct server_client *c)
+{
+	if (!c->broken)
+		client_flush(c);
+	if (c->broken || (!c->reading && STAILQ_EMPTY(&c->slots)))
+		client_destroy(c);
+}
+
+static void
+client_handle_line(struct server_client *c, const char *line, size_t length)
+{
+	struct server *s = c->server;
+	struct server_slot *slot = client_add_slot(c);
+	size_t answer_length;
+	char *answer;
+	int rc;
+
+	if (slot == NULL)
+		return;
+	rc = request_handle_line(s->requests, c->serial, slot->sequence, line, length,
+				 &answer, &answer_length);
+	if (rc == REQUEST_PENDING) {
+		c->pending++;
+	} else if (rc == 0) {
+		client_fill_slot(c, slot, answer, answer_length);
+	} else {
+		log_warnx("server", "client %llu: no memory for an answer",
+			  client_id(c));
+		c->broken = true;
+	}
+}
+
+/* Handles every complete line in the read buffer and keeps the rest. */
+static void
+client_take_lines(struct server_client *c)
+{
+	struct server *s = c->server;
+	size_t limit = s->cfg.limits.max_line + 1;
+	char *start = c->in, *end = c->in + c->in_length;
+	char *newline =
+		memchr(c->in + c->in_scanned, '\n', c->in_length - c->in_scanned);
+	bool took = false;
+	size_t rest;
+
+	while (newline != NULL && !c->broken) {
+		client_handle_line(c, start, (size_t)(newline - start));
+		took = true;
+		start = newline + 1;
+		newline = memchr(start, '\n', (size_t)(end - start));
+	}
+	rest = (size_t)(end - start);
+	memmove(c->in, start, rest);
+	c->in_length = c->in_scanned = rest;
+
+	if (rest == limit) {
+		struct kvmrun_error err;
+
+		kvmrun_error_set(&err, KVMRUN_ERR_TOO_LARGE,
+				 "request line longer than %zu bytes (--max-line)",
+				 s->cfg.limits.max_line);
+		client_answer_error(c, &err);
+		client_stop_reading(c);
+	} else if (rest == 0) {
+		ev_timer_stop(s->loop, &c->read_timer);
+		/* Give back what a large line grew. */
+		if (c->in_capacity > SERVER_INPUT_INITIAL) {
+			free(c->in);
+			c->in = NULL;
+			c->in_capacity = 0;
+		}
+	} else if (took || !ev_is_active(&c->read_timer)) {
+		/* A new line began: it has --read-timeout-ms to finish. */
+		ev_timer_again(s->loop, &c->read_timer);
+	}
+}
+
+/* Makes room to read into, growing the buffer up to --max-line + 1. */
+static int
+client_reserve_input(struct server_client *c)
+{
+	size_t limit = c->server->cfg.limits.max_line + 1;
+	size_t capacity;
+	char *in;
+
+	if (c->in_length < c->in_capacity)
+		return 0;
+	capacity = c->in_capacity == 0 ? SERVER_INPUT_INITIAL : c->in_capacity * 2;
+	if (capacity > limit)
+		capacity = limit;
+	in = realloc(c->in, capacity);
+	if (in == NULL)
+		return -ENOMEM;
+	c->in = in;
+	c->in_capacity = capacity;
+	return 0;
+}
+
+/*
+ * The client shut down its writing side.  A line it did not end with '\n' is
+ * its last request.  A client that closed outright cannot read answers: it
+ * is dropped at once and its runs cancelled.
+ */
+static void
+client_eof(struct server_client *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = 0 };
+
+	if (poll(&pfd, 1, 0) < 0) {
+		log_warn("server", "client %llu: poll", client_id(c));
+		c->broken = true;
+	} else if (pfd.revents & POLLHUP) {
+		c->broken = true;
+	} else if (c->in_length > 0) {
+		client_handle_line(c, c->in, c->in_length);
+	}
+	client_stop_reading(c);
+}
+
+static void
+client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server_client *c = w->data;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	if (client_reserve_input(c) < 0) {
+		log_warnx("server", "client %llu: no memory for its request",
+			  client_id(c));
+		client_destroy(c);
+		return;
+	}
+	n = read(c->fd, c->in + c->in_length, c->in_capacity - c->in_length);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		if (errno == ECONNRESET)
+			log_debug("server", "client %llu: connection reset",
+				  client_id(c));
+		else
+			log_warn("server", "client %llu: read", client_id(c));
+		client_destroy(c);
+		return;
+	}
+	if (n == 0) {
+		client_eof(c);
+	} else {
+		c->in_length += (size_t)n;
+		client_take_lines(c);
+	}
+	client_settle(c);
+}
+
+static void
+client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	client_settle(w->data);
+}
+
+static void
+client_read_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server_client *c = w->data;
+	struct kvmrun_error err;
+
+	(void)loop;
+	(void)revents;
+	log_debug("server", "client %llu: request line unfinished after %u ms",
+		  client_id(c), c->server->cfg.read_timeout_ms);
+	kvmrun_error_set(&err, KVMRUN_ERR_BAD_REQUEST,
+			 "request line not finished within %u ms (--read-timeout-ms)",
+			 c->server->cfg.read_timeout_ms);
+	client_answer_error(c, &err);
+	client_stop_reading(c);
+	client_settle(c);
+}
+
+static void
+client_log_peer(const struct server_client *c)
+{
+	struct ucred cred;
+	socklen_t length = sizeof(cred);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) < 0) {
+		log_warn("server", "client %llu connected; SO_PEERCRED", client_id(c));
+		return;
+	}
+	log_info("server", "client %llu connected: pid %d uid %u gid %u", client_id(c),
+		 (int)cred.pid, (unsigned int)cred.uid, (unsigned int)cred.gid);
+}
+
+static void
+client_create(struct server *s, int fd)
+{
+	struct server_client *c;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto out_close;
+	c->server = s;
+	c->serial = ++s->last_serial;
+	c->fd = fd;
+	c->reading = true;
+	STAILQ_INIT(&c->slots);
+	if (tsearch(c, &s->client_tree, client_compare) == NULL)
+		goto out_free;
+	LIST_INSERT_HEAD(&s->clients, c, entry);
+	request_connection_opened(s->requests);
+
+	ev_io_init(&c->read_watcher, client_read_cb, fd, EV_READ);
+	c->read_watcher.data = c;
+	ev_io_init(&c->write_watcher, client_write_cb, fd, EV_WRITE);
+	c->write_watcher.data = c;
+	ev_init(&c->read_timer, client_read_timeout_cb);
+	c->read_timer.repeat = s->cfg.read_timeout_ms / 1000.0;
+	c->read_timer.data = c;
+	ev_io_start(s->loop, &c->read_watcher);
+	client_log_peer(c);
+	return;
+
+out_free:
+	free(c);
+out_close:
+	log_warnx("server", "no memory for a new client; closing it");
+	if (close(fd) < 0)
+		log_warn("server", "close");
+}
+
+/* Past --max-connections: one busy answer, then the door. */
+static void
+server_refuse(struct server *s, int fd)
+{
+	struct kvmrun_error err;
+	size_t length;
+	char *line;
+
+	kvmrun_error_set(
+		&err, KVMRUN_ERR_BUSY,
+		"too many connections: %llu open (--max-connections); retry later",
+		(unsigned long long)s->cfg.max_connections);
+	line = request_format_error(s->requests, &err, &length);
+	/* A fresh socket's buffer takes one short line; nothing to wait for. */
+	if (line != NULL && send(fd, line, length, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("server", "refusing a connection: send: %s", strerror(errno));
+	free(line);
+	if (close(fd) < 0)
+		log_warn("server", "close");
+	log_debug("server", "refused a connection: --max-connections %llu reached",
+		  (unsigned long long)s->cfg.max_connections);
+}
+
+static void
+server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server *s = w->data;
+	int fd;
+
+	(void)revents;
+	for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
+		fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+			continue;
+		if (fd < 0 && errno == EAGAIN)
+			return;
+		if (fd < 0) {
+			/* EMFILE and the like: the connection waits in the backlog,
+			 * and a level-triggered watcher would spin meanwhile. */
+			log_warn("server", "accept (pausing %.1f s)",
+				 SERVER_ACCEPT_PAUSE);
+			ev_io_stop(loop, &s->accept_watcher);
+			ev_timer_start(loop, &s->accept_pause);
+			return;
+		}
+		if (request_connections_open(s->requests) >= s->cfg.max_connections)
+			server_refuse(s, fd);
+		else
+			client_create(s, fd);
+	}
+}
+
+static void
+server_accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &s->accept_watcher);
+}
+
+/* Fills the slot a completion answers; the worker already made the line. */
+static void
+client_complete(struct server_client *c, struct job_completion *done)
+{
+	struct server_slot *slot;
+
+	for (slot = STAILQ_FIRST(&c->slots); slot != NULL;
+	     slot = STAILQ_NEXT(slot, entry))
+		if (slot->sequence == done->sequence)
+			break;
+	if (slot == NULL || slot->line != NULL)
+		fatalx("server",
+		       "client %llu: an answer to request %llu it is not waiting for",
+		       client_id(c), (unsigned long long)done->sequence);
+	c->pending--;
+	if (done->line == NULL) {
+		c->broken = true;
+		return;
+	}
+	client_fill_slot(c, slot, done->line, done->length);
+	done->line = NULL;
+}
+
+static void
+server_completions_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct server *s = w->data;
+	struct job_completion *done, *next;
+	struct server_client *c;
+
+	(void)loop;
+	(void)revents;
+	/* Several sends may have folded into this call: take the whole list. */
+	for (done = job_completions_take(s->pool); done != NULL; done = next) {
+		next = done->next;
+		request_count_completion(s->requests, done);
+		c = server_find_client(s, done->client);
+		if (c != NULL) {
+			client_complete(c, done);
+			client_settle(c);
+		} else {
+			log_debug("server",
+				  "client %llu left before its run %llu ended",
+				  (unsigned long long)done->client,
+				  (unsigned long long)done->sequence);
+		}
+		job_completion_free(done);
+	}
+}
+
+static void
+server_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *s = w->data;
+	struct server_client *c, *next;
+	struct job_pool_state state;
+
+	(void)revents;
+	if (s->stopping) {
+		log_warnx("server",
+			  "%s again: stopping now, cancelling what still runs",
+			  strsignal(w->signum));
+		job_cancel_all(s->pool);
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	s->stopping = true;
+	listen_notify_stopping();
+	job_pool_state(s->pool, &state);
+	log_info("server", "%s: stopping; %zu runs queued and %zu running to finish",
+		 strsignal(w->signum), state.queued, state.running);
+	ev_io_stop(loop, &s->accept_watcher);
+	ev_timer_stop(loop, &s->accept_pause);
+	for (c = LIST_FIRST(&s->clients); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		client_stop_reading(c);
+		client_settle(c);
+	}
+	if (LIST_EMPTY(&s->clients))
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+server_ignore_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	log_info("server", "%s ignored", strsignal(w->signum));
+}
+
+static void
+server_watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	listen_notify_watchdog();
+}
+
+/* Tells systemd what the daemon is doing, when that changed. */
+static void
+server_status_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+	struct job_pool_state state;
+	char status[SERVER_STATUS_MAX];
+
+	(void)loop;
+	(void)revents;
+	job_pool_state(s->pool, &state);
+	snprintf(status, sizeof(status),
+		 "%s %s, %u workers, %zu running, %zu queued, %llu runs done",
+		 s->stopping ? "stopping on" : "serving on", s->cfg.socket_path,
+		 state.workers, state.running, state.queued,
+		 (unsigned long long)request_runs_done(s->requests));
+	if (strcmp(status, s->status) == 0)
+		return;
+	memcpy(s->status, status, sizeof(status));
+	listen_notify_status(status);
+}
+
+/* Called by workers: wakes the loop to take the completions. */
+static void
+server_notify(void *arg)
+{
+	struct server *s = arg;
+
+	ev_async_send(s->loop, &s->completions);
+}
+
+static void
+server_watchers_start(struct server *s)
+{
+	ev_io_init(&s->accept_watcher, server_accept_cb, s->listen_fd, EV_READ);
+	s->accept_watcher.data = s;
+	ev_io_start(s->loop, &s->accept_watcher);
+	ev_timer_init(&s->accept_pause, server_accept_resume_cb, SERVER_ACCEPT_PAUSE,
+		      0.);
+	s->accept_pause.data = s;
+	ev_async_init(&s->completions, server_completions_cb);
+	s->completions.data = s;
+	ev_async_start(s->loop, &s->completions);
+	for (size_t i = 0; i < NELEM(s->stop_signals); i++) {
+		ev_signal_init(&s->stop_signals[i], server_stop_cb,
+			       server_stop_signums[i]);
+		s->stop_signals[i].data = s;
+		ev_signal_start(s->loop, &s->stop_signals[i]);
+	}
+	for (size_t i = 0; i < NELEM(s->ignored_signals); i++) {
+		ev_signal_init(&s->ignored_signals[i], server_ignore_cb,
+			       server_ignored_signums[i]);
+		ev_signal_start(s->loop, &s->ignored_signals[i]);
+	}
+	/* systemd wants the ping at least once per interval; go twice. */
+	ev_init(&s->watchdog, server_watchdog_cb);
+	s->watchdog.repeat = (double)s->cfg.watchdog_usec / 2e6;
+	if (s->cfg.watchdog_usec > 0)
+		ev_timer_again(s->loop, &s->watchdog);
+	ev_timer_init(&s->status_timer, server_status_cb, 0., SERVER_STATUS_INTERVAL);
+	s->status_timer.data = s;
+	ev_timer_start(s->loop, &s->status_timer);
+}
+
+static void
+server_watchers_stop(struct server *s)
+{
+	ev_io_stop(s->loop, &s->accept_watcher);
+	ev_timer_stop(s->loop, &s->accept_pause);
+	ev_async_stop(s->loop, &s->completions);
+	for (size_t i = 0; i < NELEM(s->stop_signals); i++)
+		ev_signal_stop(s->loop, &s->stop_signals[i]);
+	for (size_t i = 0; i < NELEM(s->ignored_signals); i++)
+		ev_signal_stop(s->loop, &s->ignored_signals[i]);
+	ev_timer_stop(s->loop, &s->watchdog);
+	ev_timer_stop(s->loop, &s->status_timer);
+}
+
+int
+server_create(const struct server_config *cfg, struct kvmrun_host *host, int listen_fd,
+	      struct server **serverp, struct kvmrun_error *err)
+{
+	struct sigaction sa;
+	struct server *s;
+	int rc;
+
+	/* Writes use MSG_NOSIGNAL; this covers anything else on a dead socket. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) < 0) {
+		rc = -errno;
+		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL, "sigaction(SIGPIPE): %s",
+				 strerror(errno));
+		return rc;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL, "no memory for the server");
+		return -ENOMEM;
+	}
+	s->cfg = *cfg;
+	s->listen_fd = listen_fd;
+	LIST_INIT(&s->clients);
+	s->loop = ev_default_loop(EVFLAG_AUTO);
+	if (s->loop == NULL) {
+		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,
+				 "cannot set up the event loop");
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	server_watchers_start(s);
+	rc = job_pool_create(host, cfg->workers, cfg->queue, server_notify, s, &s->pool,
+			     err);
+	if (rc < 0)
+		goto out_stop_watchers;
+	rc = request_handler_create(&cfg->limits, cfg->max_total_memory, host, s->pool,
+				    &s->requests);
+	if (rc < 0) {
+		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,
+				 "no memory for the request handler");
+		goto out_destroy_pool;
+	}
+	*serverp = s;
+	return 0;
+
+out_destroy_pool:
+	job_pool_destroy(s->pool);
+out_stop_watchers:
+	server_watchers_stop(s);
+	ev_loop_destroy(s->loop);
+out_free:
+	free(s);
+	return rc;
+}
+
+void
+server_run(struct server *s)
+{
+	ev_run(s->loop, 0);
+}
+
+void
+server_destroy(struct server *s)
+{
+	/* Clients first: dropping one cancels its jobs, which needs the pool. */
+	while (!LIST_EMPTY(&s->clients))
+		client_destroy(LIST_FIRST(&s->clients));
+	/* Workers still running call server_notify, so the loop outlives them. */
+	job_pool_destroy(s->pool);
+	request_handler_destroy(s->requests);
+	server_watchers_stop(s);
+	ev_loop_destroy(s->loop);
+	free(s);
+}

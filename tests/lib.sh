@@ -1,0 +1,184 @@
+# Helpers for kvmrun's TAP shell tests, sourced by tests/test-*.sh:
+# TAP output, a kvmrund on a temporary socket that goes away with the test,
+# and a small Python client that sends lines and prints the answers.
+#
+# make check provides KVMRUND, KVMRUN_CLIENT, GUESTS, TOP_SRCDIR,
+# TOP_BUILDDIR and PYTHON3.
+
+: "${PYTHON3:=python3}"
+
+tap_count=0
+tap_failed=0
+
+# The plan goes last, so a test need not count its cases up front.
+plan() {
+	echo "1..$1"
+}
+
+ok() {
+	tap_count=$((tap_count + 1))
+	echo "ok $tap_count - $*"
+}
+
+not_ok() {
+	tap_count=$((tap_count + 1))
+	tap_failed=$((tap_failed + 1))
+	echo "not ok $tap_count - $*"
+}
+
+skip() {
+	tap_count=$((tap_count + 1))
+	echo "ok $tap_count - $1 # SKIP $2"
+}
+
+diag() {
+	printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+# is GOT EXPECTED DESCRIPTION
+is() {
+	if [ "$1" = "$2" ]; then
+		ok "$3"
+	else
+		not_ok "$3"
+		diag "got:      $1" "expected: $2"
+	fi
+}
+
+# like GOT PATTERN DESCRIPTION: GOT matches the shell PATTERN.
+like() {
+	case $1 in
+	$2)
+		ok "$3"
+		;;
+	*)
+		not_ok "$3"
+		diag "got:      $1" "expected: $2"
+		;;
+	esac
+}
+
+done_testing() {
+	plan "$tap_count"
+	[ "$tap_failed" -eq 0 ]
+}
+
+# Skips the whole test when /dev/kvm cannot be opened read-write.
+need_kvm() {
+	_reason=$("$PYTHON3" -c '
+import os, sys
+try:
+    os.close(os.open("/dev/kvm", os.O_RDWR))
+except OSError as e:
+    print(e.strerror)
+    sys.exit(1)
+') || {
+		echo "1..0 # SKIP /dev/kvm: $_reason"
+		exit 0
+	}
+}
+
+test_dir=
+daemon_pids=
+
+cleanup() {
+	for _pid in $daemon_pids; do
+		kill -KILL "$_pid" 2>/dev/null
+	done
+	[ -n "$test_dir" ] && rm -rf "$test_dir"
+}
+
+make_test_dir() {
+	if [ -z "$test_dir" ]; then
+		test_dir=$(mktemp -d "${TMPDIR:-/tmp}/kvmrun-test.XXXXXX") || exit 99
+		trap cleanup EXIT
+		trap 'exit 99' INT TERM
+	fi
+}
+
+# wait_socket PATH [SECONDS]: until something accepts on PATH.
+wait_socket() {
+	"$PYTHON3" - "$1" "${2:-5}" <<'EOF'
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(sys.argv[1])
+        sys.exit(0)
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.02)
+    finally:
+        s.close()
+EOF
+}
+
+# start_daemon [OPTION...]: a kvmrund on a fresh socket; sets SOCK,
+# DAEMON_PID and DAEMON_LOG (its stderr).  Exits 99 when it does not come up.
+start_daemon() {
+	make_test_dir
+	_n=$(($(echo $daemon_pids | wc -w) + 1))
+	SOCK="$test_dir/kvmrun-$_n.sock"
+	DAEMON_LOG="$test_dir/kvmrund-$_n.log"
+	"$KVMRUND" --socket "$SOCK" "$@" 2>"$DAEMON_LOG" &
+	DAEMON_PID=$!
+	daemon_pids="$daemon_pids $DAEMON_PID"
+	if ! wait_socket "$SOCK" 5; then
+		echo "Bail out! kvmrund did not come up on $SOCK"
+		sed 's/^/# /' "$DAEMON_LOG"
+		exit 99
+	fi
+}
+
+# stop_daemon [SIGNAL]: signals the last daemon and returns its exit status.
+stop_daemon() {
+	kill -"${1:-TERM}" "$DAEMON_PID"
+	wait "$DAEMON_PID"
+}
+
+# send_lines LINE...: on one connection to $SOCK, sends every line in one
+# write, shuts down the writing side and prints the answers until the daemon
+# closes.  A reset counts as the close: the daemon resets a connection it
+# closes with requests unread (after an overlong line).  SEND_TIMEOUT
+# (seconds, default 60) bounds the wait.
+send_lines() {
+	"$PYTHON3" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(float(sys.argv[1]))
+s.connect(sys.argv[2])
+s.sendall("".join(line + "\n" for line in sys.argv[3:]).encode())
+s.shutdown(socket.SHUT_WR)
+answer = b""
+while True:
+    try:
+        data = s.recv(1 << 16)
+    except ConnectionResetError:
+        break
+    if not data:
+        break
+    answer += data
+sys.stdout.write(answer.decode())
+' "${SEND_TIMEOUT:-60}" "$SOCK" "$@"
+}
+
+# json LINE EXPR: prints the Python expression EXPR (which may span lines)
+# of the JSON value r in LINE, strings bare and everything else as JSON.
+json() {
+	"$PYTHON3" -c '
+import json, sys
+r = json.loads(sys.argv[1])
+v = eval("(" + sys.argv[2] + ")")
+print(v if isinstance(v, str) else json.dumps(v))
+' "$1" "$2"
+}
+
+# run_request ID GUEST MODE [JSON-FIELDS]: a run request line for the guest
+# image GUEST in MODE, with more fields (',"timeout_ms":100') appended; the
+# fields may be spread over lines and indented, which is dropped.
+run_request() {
+	printf '{"id":%s,"op":"run","mode":"%s","image":"%s"%s}' \
+		"$1" "$3" "$(base64 -w0 <"$2")" "${4:-}" | tr -d '\n\t'
+}
