@@ -19,6 +19,7 @@
 #include "kvmrun-proto.h"
 #include "listen.h"
 #include "log.h"
+#include "sandbox.h"
 #include "server.h"
 #include "vm.h"
 
@@ -38,6 +39,8 @@
 #define MAX_BYTES (1ull << 40)
 #define MIN_MAX_LINE 256u
 #define MIN_MAX_OUTPUT 4096u
+/* A run's console and io log live in the worker until the answer is sent. */
+#define MAX_OUTPUT_BOUND (64u << 20)
 #define SIZE_TEXT_MAX 24 /* "18446744073709551615" and a unit */
 
 struct options {
@@ -45,6 +48,8 @@ struct options {
 	const char *kvm_path;
 	mode_t socket_mode;
 	int verbosity;
+	bool seccomp;
+	bool seccomp_selftest;
 	struct server_config server;
 };
 
@@ -62,6 +67,10 @@ enum {
 	OPT_SOCKET_MODE,
 	OPT_KVM,
 	OPT_VERSION,
+	OPT_MAX_CONSOLE,
+	OPT_MAX_IO_LOG,
+	OPT_NO_SECCOMP,
+	OPT_SECCOMP_SELFTEST,
 };
 
 static const struct option long_options[] = {
@@ -75,6 +84,10 @@ static const struct option long_options[] = {
 	{ "max-timeout-ms", required_argument, NULL, OPT_MAX_TIMEOUT_MS },
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "read-timeout-ms", required_argument, NULL, OPT_READ_TIMEOUT_MS },
+	{ "max-console", required_argument, NULL, OPT_MAX_CONSOLE },
+	{ "max-io-log", required_argument, NULL, OPT_MAX_IO_LOG },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+	{ "seccomp-selftest", no_argument, NULL, OPT_SECCOMP_SELFTEST },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "kvm", required_argument, NULL, OPT_KVM },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -124,6 +137,7 @@ options_default(struct options *opt)
 	opt->server.max_total_memory = DEFAULT_MAX_TOTAL_MEMORY;
 	opt->server.max_output = DEFAULT_MAX_OUTPUT;
 	opt->server.read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
+	opt->seccomp = true;
 	proto_limits_default(&opt->server.limits);
 }
 
@@ -176,6 +190,18 @@ usage(FILE *out)
 		"  --read-timeout-ms N\n\ttime to finish a begun request line, 0 for "
 		"none (default %" PRIu32 ")\n",
 		def.server.read_timeout_ms);
+	fprintf(out,
+		"  --max-console BYTES\n\tconsole output a run may make before it "
+		"ends as output_limit (default %s)\n",
+		size_text(def.server.limits.max_console, text, sizeof(text)));
+	fprintf(out,
+		"  --max-io-log N\n\tlog-port writes a run may make before it ends "
+		"as output_limit (default %zu)\n",
+		def.server.limits.max_io_log);
+	fprintf(out, "  --no-seccomp\n\tdo not install the seccomp filter (for "
+		     "debuggers and valgrind)\n"
+		     "  --seccomp-selftest\n\tinstall the filter, make a forbidden "
+		     "call, and die of SIGSYS\n");
 	fprintf(out, "  -v, --verbose\n\tlog debug messages too\n"
 		     "  --version\n\tprint the version and exit\n"
 		     "  -h, --help\n\tprint this help and exit\n\n"
@@ -310,6 +336,20 @@ option_set(struct options *opt, int c, const char *arg)
 		rc = option_number(name, arg, false, 0, MAX_MS, &n);
 		cfg->read_timeout_ms = (uint32_t)n;
 		return rc;
+	case OPT_MAX_CONSOLE:
+		rc = option_number(name, arg, true, 1, MAX_OUTPUT_BOUND, &n);
+		cfg->limits.max_console = (size_t)n;
+		return rc;
+	case OPT_MAX_IO_LOG:
+		rc = option_number(name, arg, false, 1, MAX_OUTPUT_BOUND, &n);
+		cfg->limits.max_io_log = (size_t)n;
+		return rc;
+	case OPT_NO_SECCOMP:
+		opt->seccomp = false;
+		return 0;
+	case OPT_SECCOMP_SELFTEST:
+		opt->seccomp_selftest = true;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -403,6 +443,11 @@ main(int argc, char **argv)
 	if (rc > 0)
 		return EXIT_SUCCESS;
 	log_init(opt.verbosity);
+	if (opt.seccomp_selftest) {
+		sandbox_selftest(&err);
+		log_errx("main", "%s", err.message);
+		return EXIT_FAILURE;
+	}
 
 	if (vm_host_open(opt.kvm_path, &host, &err) < 0) {
 		log_errx("main", "%s", err.message);
@@ -419,6 +464,13 @@ main(int argc, char **argv)
 		goto out_close_socket;
 	}
 	log_settings(&opt, &lsock, host);
+	/* Last: everything opened, every worker started, under the filter. */
+	if (opt.seccomp && sandbox_enter(&err) < 0) {
+		log_errx("main", "%s", err.message);
+		goto out_destroy_server;
+	}
+	log_info("main", "%s", opt.seccomp ? "seccomp filter installed"
+					   : "seccomp filter NOT installed (--no-seccomp)");
 	listen_notify_ready();
 
 	server_run(server);
@@ -429,6 +481,8 @@ main(int argc, char **argv)
 	log_info("main", "stopped");
 	return EXIT_SUCCESS;
 
+out_destroy_server:
+	server_destroy(server);
 out_close_socket:
 	listen_close(&lsock);
 out_close_host:

@@ -38,6 +38,9 @@ struct proto_limits {
 	size_t max_dumps;		/* entries in "dump" */
 	uint64_t max_dump_bytes;	/* sum of dump lengths */
 	size_t max_log_ports;		/* entries in "log_ports" */
+	/* Not checks but bounds of the run's output, copied into each spec. */
+	size_t max_console;		/* --max-console: console bytes */
+	size_t max_io_log;		/* --max-io-log: io log records */
 };
 
 #define KVMRUN_DEFAULT_MAX_LINE (24u << 20)

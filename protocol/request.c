@@ -77,6 +77,8 @@ proto_limits_default(struct proto_limits *limits)
 	limits->max_dumps = KVMRUN_DEFAULT_MAX_DUMPS;
 	limits->max_dump_bytes = KVMRUN_DEFAULT_MAX_DUMP_BYTES;
 	limits->max_log_ports = KVMRUN_DEFAULT_MAX_LOG_PORTS;
+	limits->max_console = KVMRUN_DEFAULT_CONSOLE_MAX;
+	limits->max_io_log = KVMRUN_DEFAULT_IO_LOG_MAX;
 }
 
 /* OPTION is the daemon option that sets LIMIT, or NULL for a fixed one. */
@@ -439,6 +441,8 @@ proto_request_parse(const char *line, size_t length, const struct proto_limits *
 
 	memset(req, 0, sizeof(*req));
 	kvmrun_spec_init(&req->spec);
+	req->spec.console_max = limits->max_console;
+	req->spec.io_log_max = limits->max_io_log;
 	if (length > limits->max_line)
 		rc = too_large(err, "request line", length, " bytes", limits->max_line,
 			       "--max-line");
