@@ -1,0 +1,96 @@
+#!/bin/sh
+# The systemd units: they verify, the service's sandbox keeps its security
+# score, systemd-socket-activate starts kvmrund on the first connection and
+# the next connection reuses it, and make install puts the units where
+# systemd looks.  (sd_notify and refused sockets are in test-daemon.sh.)
+. "$TOP_SRCDIR/tests/lib.sh"
+
+# The exposure systemd-analyze gave the service when the sandbox was last
+# tightened; the test fails if a change raises it.
+recorded_exposure=0.6
+
+make_test_dir
+units="$test_dir/units"
+mkdir -p "$units"
+cp "$TOP_SRCDIR/systemd/kvmrund.socket" "$units/"
+# The unit as built names the installed daemon; verify this build's one.
+sed "s|^ExecStart=[^ ]*|ExecStart=$KVMRUND|" "$TOP_BUILDDIR/systemd/kvmrund.service" \
+	>"$units/kvmrund.service"
+
+if [ "$SYSTEMD_ANALYZE" = no ] || [ ! -x "$SYSTEMD_ANALYZE" ]; then
+	skip "systemd-analyze verify" "systemd-analyze not found"
+	skip "systemd-analyze security" "systemd-analyze not found"
+else
+	if out=$("$SYSTEMD_ANALYZE" verify --man=no "$units/kvmrund.socket" \
+		 "$units/kvmrund.service" 2>&1); then
+		ok "systemd-analyze verify accepts kvmrund.socket and kvmrund.service"
+	else
+		not_ok "systemd-analyze verify accepts kvmrund.socket and kvmrund.service"
+		diag "$out"
+	fi
+	exposure=$("$SYSTEMD_ANALYZE" security --offline=true "$units/kvmrund.service" 2>&1 |
+		sed -n 's/.*Overall exposure level for kvmrund.service: \([0-9.]*\).*/\1/p')
+	diag "systemd-analyze security: exposure $exposure (recorded $recorded_exposure)"
+	if [ -n "$exposure" ] && awk -v e="$exposure" -v r="$recorded_exposure" \
+		'BEGIN { exit !(e <= r) }'; then
+		ok "the service's exposure $exposure is at most the recorded $recorded_exposure"
+	else
+		not_ok "the service's exposure '$exposure' is at most the recorded $recorded_exposure"
+	fi
+fi
+
+grep -q '^ExecStart=/.*/kvmrund' "$TOP_BUILDDIR/systemd/kvmrund.service" &&
+	! grep -q '@sbindir@' "$TOP_BUILDDIR/systemd/kvmrund.service"
+is "$?" 0 "kvmrund.service names the configured sbindir"
+
+# make install with DESTDIR puts both units in the unit directory.
+dest="$test_dir/dest"
+if make -s -C "$TOP_BUILDDIR" install-systemdsystemunitDATA DESTDIR="$dest" \
+	>"$test_dir/install.out" 2>&1; then
+	unitdir=$(sed -n 's/^systemdsystemunitdir = //p' "$TOP_BUILDDIR/Makefile")
+	if [ -f "$dest$unitdir/kvmrund.socket" ] && [ -f "$dest$unitdir/kvmrund.service" ]; then
+		ok "make install DESTDIR= puts the units in $unitdir"
+	else
+		not_ok "make install DESTDIR= puts the units in $unitdir"
+		diag "$(cd "$dest" && find . -type f)"
+	fi
+else
+	not_ok "make install DESTDIR= puts the units where systemd looks"
+	diag "$(cat "$test_dir/install.out")"
+fi
+
+need_kvm
+if [ "$SYSTEMD_SOCKET_ACTIVATE" = no ] || [ ! -x "$SYSTEMD_SOCKET_ACTIVATE" ]; then
+	skip "socket activation" "systemd-socket-activate not found"
+	done_testing
+	exit
+fi
+
+# systemd-socket-activate binds the socket and, without --accept, execs
+# kvmrund at once with it (systemd proper waits for the first connection;
+# this tool cannot show that part), so the connections below are served by
+# the daemon it passed the listening socket to.
+SOCK="$test_dir/activated.sock"
+"$SYSTEMD_SOCKET_ACTIVATE" -l "$SOCK" "$KVMRUND" 2>"$test_dir/activate.log" &
+DAEMON_PID=$!
+daemon_pids="$daemon_pids $DAEMON_PID"
+wait_socket "$SOCK" 5 || { echo "Bail out! systemd-socket-activate did not listen"; exit 99; }
+
+out=$("$KVMRUN_CLIENT" --socket "$SOCK" --quiet "$GUESTS/hello-real.bin" 2>&1)
+is "$?:$out" "0:Hello, world!" "the first connection starts kvmrund and runs hello world"
+
+first=$(send_lines '{"id":1,"op":"stats"}')
+second=$(send_lines '{"id":2,"op":"stats"}')
+total_first=$(json "$first" 'r["stats"]["connections_total"]')
+total_second=$(json "$second" 'r["stats"]["connections_total"]')
+is "$((total_second - total_first))" 1 \
+	"a later connection is served by the same kvmrund ($total_first, then $total_second connections)"
+is "$(cat /proc/"$DAEMON_PID"/comm)" kvmrund "kvmrund runs in the activator's process"
+like "$(cat "$test_dir/activate.log")" "*(from systemd)*" \
+	"kvmrund says it serves the socket systemd passed"
+
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+is "$?" 0 "the socket-activated kvmrund stops with 0 on SIGTERM"
+
+done_testing
