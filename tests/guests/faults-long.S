@@ -4,6 +4,7 @@
  * the other registers as the run set them, so the test can check the
  * exception the engine reports and the registers at the fault.
  */
+#include "console.inc"
 	.code64
 	.globl _start
 _start:
@@ -51,13 +52,8 @@ own_idt:
 	ud2
 own_handler:
 	lea	handled(%rip), %rsi
-	mov	$0xe9, %dx
-1:	lodsb
-	test	%al, %al
-	jz	2f
-	out	%al, %dx
-	jmp	1b
-2:	hlt
+	print_string
+	hlt
 
 /* Points rsp at a non-canonical address, then faults: the CPU cannot push
  * the frame, nor the #DF's, and shuts down. */

@@ -4,6 +4,7 @@
  * or halts, leaving the other registers as the run set them, so the test can
  * check the exception the engine reports and the registers at the fault.
  */
+#include "console.inc"
 	.code32
 	.globl _start
 _start:
@@ -50,13 +51,8 @@ own_idt:
 	ud2
 own_handler:
 	mov	$handled, %esi
-	mov	$0xe9, %dx
-1:	lodsb
-	test	%al, %al
-	jz	2f
-	out	%al, %dx
-	jmp	1b
-2:	hlt
+	print_string
+	hlt
 
 /* Loads a stack segment of its own whose limit is 0, then faults: the CPU
  * cannot push the frame, nor the #DF's, and shuts down. */

@@ -3,17 +3,13 @@
  * map makes the same code work): prints "Hello, world!\n" on port 0xE9,
  * stores 42 at 0x400, sets ebx to 0x4b4f ("OK") and halts.
  */
+#include "console.inc"
 	.code32
 	.globl _start
 _start:
 	mov	$msg, %esi
-	mov	$0xe9, %dx
-1:	lodsb
-	test	%al, %al
-	jz	2f
-	out	%al, %dx
-	jmp	1b
-2:	movb	$42, 0x400
+	print_string
+	movb	$42, 0x400
 	mov	$0x4b4f, %ebx
 	hlt
 msg:	.asciz	"Hello, world!\n"
