@@ -1,10 +1,11 @@
 /*
  * The worker pool.  The loop thread submits jobs and takes completions; each
- * worker takes a job off the queue, decodes its payloads, creates a VM on its
- * own thread (KVM wants that), runs it, formats the response line and posts
- * it, and only then tears the VM down, so the answer does not wait for the
- * teardown.  One mutex guards the queue, the workers' current jobs and VMs,
- * the counters and the completion list.
+ * worker takes a job off the queue, decodes its payloads, takes a VM it made
+ * ahead on its own thread (KVM wants vCPU calls from there) or makes one,
+ * runs it and posts the result.  Only then does it make the next VM ahead
+ * and tear the used one down, so the answer waits for neither.  A VM is run
+ * once and never reused.  One mutex guards the queue, the workers' current
+ * jobs and VMs, the counters, the memory budget and the completion list.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +15,9 @@
 
 #include "job.h"
 #include "log.h"
+
+/* Bytes of bulk output from which on a worker formats the answer itself. */
+#define JOB_WORKER_FORMAT_MIN 4096u
 
 struct job {
 	struct job *next;
@@ -28,8 +32,11 @@ struct job {
 struct job_worker {
 	struct job_pool *pool;
 	pthread_t thread;
-	struct job *job;      /* the job being run, or NULL */
-	struct kvmrun_vm *vm; /* its VM while it exists, or NULL */
+	struct job *job;	     /* the job being run, or NULL */
+	struct kvmrun_vm *vm;	     /* its VM while it exists, or NULL */
+	struct kvmrun_vm **prepared; /* made ahead on this thread, never run */
+	unsigned int prepared_count;
+	bool prepare_failed; /* no retry before the next run: no busy loop */
 };
 
 struct job_pool {
@@ -43,12 +50,17 @@ struct job_pool {
 	size_t queue_max;
 	size_t queued;
 	size_t running;
-	uint64_t memory;
+	uint64_t memory;	  /* of the runs queued and running */
+	uint64_t prepared_memory; /* of the prepared VMs */
+	uint64_t max_memory;
+	unsigned int prepared_max; /* per worker */
+	unsigned int preparing;	   /* workers yet to make their first VMs */
 	bool stopping;
 	struct job_completion *done_head;
 	struct job_completion **done_tail;
 	struct job_worker *workers;
 	unsigned int worker_count;
+	struct kvmrun_vm **prepared_slots; /* every worker's prepared array */
 };
 
 /* A mutex or condvar call fails only on a programming error. */
@@ -88,24 +100,138 @@ job_completion_free(struct job_completion *done)
 	if (done == NULL)
 		return;
 	free(done->line);
+	free(done->id_json);
+	kvmrun_result_free(&done->result);
 	free(done);
 }
 
-/* Waits for a job; NULL once the pool is stopping and the queue is empty. */
+static char *
+job_format(const struct job_completion *done, size_t *length)
+{
+	if (done->ok)
+		return proto_format_result(done->id_json, &done->result, length);
+	return proto_format_error(done->id_json, &done->error, length);
+}
+
+char *
+job_completion_line(struct job_completion *done, size_t *length)
+{
+	char *line = done->line;
+
+	if (line != NULL) {
+		*length = done->length;
+		done->line = NULL;
+		return line;
+	}
+	line = job_format(done, length);
+	if (line == NULL)
+		log_warnx("job",
+			  "client %llu: no memory for the answer to request %llu",
+			  (unsigned long long)done->client,
+			  (unsigned long long)done->sequence);
+	return line;
+}
+
+static void
+job_wait(struct job_pool *pool)
+{
+	int rc = pthread_cond_wait(&pool->wakeup, &pool->lock);
+
+	if (rc != 0) {
+		errno = rc;
+		fatal("job", "pthread_cond_wait");
+	}
+}
+
+static void
+job_wake_all(struct job_pool *pool)
+{
+	int rc = pthread_cond_broadcast(&pool->wakeup);
+
+	if (rc != 0) {
+		errno = rc;
+		fatal("job", "pthread_cond_broadcast");
+	}
+}
+
+/* Whether the runs and the prepared VMs together are over the budget. */
+static bool
+job_over_budget(const struct job_pool *pool)
+{
+	return pool->memory + pool->prepared_memory > pool->max_memory;
+}
+
+/* Under the lock: whether W should make a VM ahead now. */
+static bool
+job_prepare_wanted(const struct job_worker *w)
+{
+	const struct job_pool *pool = w->pool;
+
+	/* A waiting run should not wait for a second prepared VM. */
+	return w->prepared_count < pool->prepared_max && !w->prepare_failed &&
+	       !pool->stopping &&
+	       (pool->queue_head == NULL || w->prepared_count == 0) &&
+	       pool->memory + pool->prepared_memory + JOB_PREPARED_MEMORY <=
+		       pool->max_memory;
+}
+
+/* Under the lock, which it drops while the VM is made. */
+static void
+job_prepare_one(struct job_worker *w)
+{
+	struct job_pool *pool = w->pool;
+	struct kvmrun_error err;
+	struct kvmrun_vm *vm;
+	int rc;
+
+	pool->prepared_memory += JOB_PREPARED_MEMORY;
+	job_unlock(pool);
+	rc = vm_create(pool->host, JOB_PREPARED_MEMORY, &vm, &err);
+	if (rc < 0)
+		log_warnx("job",
+			  "cannot make a VM ahead (retried after the next run): %s",
+			  err.message);
+	job_lock(pool);
+	if (rc < 0) {
+		pool->prepared_memory -= JOB_PREPARED_MEMORY;
+		w->prepare_failed = true;
+		return;
+	}
+	w->prepared[w->prepared_count++] = vm;
+}
+
+/* Under the lock, which it drops while the VM is torn down. */
+static void
+job_drop_one(struct job_worker *w)
+{
+	struct job_pool *pool = w->pool;
+	struct kvmrun_vm *vm = w->prepared[--w->prepared_count];
+
+	pool->prepared_memory -= JOB_PREPARED_MEMORY;
+	job_unlock(pool);
+	vm_destroy(vm);
+	job_lock(pool);
+}
+
+/*
+ * Waits for a job, meanwhile making VMs ahead, or giving them up while runs
+ * need their room in the budget.  NULL once the pool is stopping and the
+ * queue is empty.
+ */
 static struct job *
 job_take(struct job_worker *w)
 {
 	struct job_pool *pool = w->pool;
 	struct job *job;
-	int rc;
 
 	job_lock(pool);
 	while (pool->queue_head == NULL && !pool->stopping) {
-		rc = pthread_cond_wait(&pool->wakeup, &pool->lock);
-		if (rc != 0) {
-			errno = rc;
-			fatal("job", "pthread_cond_wait");
-		}
+		if (w->prepared_count > 0 && job_over_budget(pool))
+			job_drop_one(w);
+		else if (job_prepare_wanted(w))
+			job_prepare_one(w);
+		else
+			job_wait(pool);
 	}
 	job = pool->queue_head;
 	if (job != NULL) {
@@ -120,29 +246,72 @@ job_take(struct job_worker *w)
 	return job;
 }
 
-/* Fills JOB's completion with the answer: RESULT when not NULL, else ERR. */
+/*
+ * A VM for a run of MEMORY bytes: one W made ahead when the size matches,
+ * else a new one, for which W first gives up prepared VMs the budget has no
+ * room for (and wakes idle workers to do the same).
+ */
+static int
+job_vm_get(struct job_worker *w, uint64_t memory, struct kvmrun_vm **vmp,
+	   struct kvmrun_error *err)
+{
+	struct job_pool *pool = w->pool;
+
+	job_lock(pool);
+	if (memory == JOB_PREPARED_MEMORY && w->prepared_count > 0) {
+		*vmp = w->prepared[--w->prepared_count];
+		/* Its memory counts as the run's from now on. */
+		pool->prepared_memory -= JOB_PREPARED_MEMORY;
+		job_unlock(pool);
+		return 0;
+	}
+	while (w->prepared_count > 0 && job_over_budget(pool))
+		job_drop_one(w);
+	if (job_over_budget(pool))
+		job_wake_all(pool);
+	job_unlock(pool);
+	return vm_create(pool->host, memory, vmp, err);
+}
+
+/* The bulk output of RESULT in bytes: console, io log and dumps. */
+static size_t
+job_bulk(const struct kvmrun_result *result)
+{
+	size_t bytes =
+		result->console_length + result->io_log_count * sizeof(*result->io_log);
+
+	for (size_t i = 0; i < result->dump_count; i++)
+		bytes += result->dumps[i].length;
+	return bytes;
+}
+
+/*
+ * Fills JOB's completion with the answer: RESULT (taken over) when not
+ * NULL, else ERR.
+ */
 static void
-job_answer(struct job *job, const struct kvmrun_result *result,
+job_answer(struct job *job, struct kvmrun_result *result,
 	   const struct kvmrun_error *err)
 {
 	struct job_completion *done = job->done;
 
 	done->client = job->client;
 	done->sequence = job->sequence;
+	done->id_json = job->req.id_json;
+	job->req.id_json = NULL;
 	done->ok = result != NULL;
-	if (result != NULL) {
-		done->reason = result->exit.reason;
-		done->line =
-			proto_format_result(job->req.id_json, result, &done->length);
-	} else {
-		done->code = err->code;
-		done->line = proto_format_error(job->req.id_json, err, &done->length);
+	if (result == NULL) {
+		done->error = *err;
+		return;
 	}
-	if (done->line == NULL)
-		log_warnx("job",
-			  "client %llu: no memory for the answer to request %llu",
-			  (unsigned long long)job->client,
-			  (unsigned long long)job->sequence);
+	done->result = *result;
+	kvmrun_result_init(result);
+	if (job_bulk(&done->result) < JOB_WORKER_FORMAT_MIN)
+		return;
+	/* Out of memory, the line is left to the loop to try again. */
+	done->line = job_format(done, &done->length);
+	if (done->line != NULL)
+		kvmrun_result_free(&done->result);
 }
 
 static void
@@ -158,7 +327,7 @@ job_run(struct job_worker *w, struct job *job)
 	kvmrun_result_init(&result);
 	rc = proto_request_decode_payloads(&job->req, &err);
 	if (rc == 0)
-		rc = vm_create(pool->host, memory, &vm, &err);
+		rc = job_vm_get(w, memory, &vm, &err);
 	if (rc == 0) {
 		job_lock(pool);
 		w->vm = vm;
@@ -181,6 +350,16 @@ job_run(struct job_worker *w, struct job *job)
 	job_unlock(pool);
 	pool->notify(pool->notify_arg);
 
+	/*
+	 * The next VM before the teardown: it is ready sooner, and a vCPU stays
+	 * alive throughout, so KVM does not flip the static keys it counts
+	 * vCPUs with, which patches kernel text and interrupts every CPU.
+	 */
+	job_lock(pool);
+	w->prepare_failed = false;
+	while (job_prepare_wanted(w))
+		job_prepare_one(w);
+	job_unlock(pool);
 	if (vm != NULL)
 		vm_destroy(vm);
 	job_lock(pool);
@@ -195,8 +374,21 @@ job_worker_main(void *arg)
 	struct job_worker *w = arg;
 	struct job *job;
 
+	/* So that top -H and perf tell the workers from the event loop. */
+	if (pthread_setname_np(pthread_self(), "kvmrund-worker") != 0)
+		log_debug("job", "cannot name the worker thread");
+	job_lock(w->pool);
+	while (job_prepare_wanted(w))
+		job_prepare_one(w);
+	if (--w->pool->preparing == 0)
+		job_wake_all(w->pool);
+	job_unlock(w->pool);
 	while ((job = job_take(w)) != NULL)
 		job_run(w, job);
+	job_lock(w->pool);
+	while (w->prepared_count > 0)
+		job_drop_one(w);
+	job_unlock(w->pool);
 	return NULL;
 }
 
@@ -208,12 +400,8 @@ job_workers_stop(struct job_pool *pool, unsigned int count)
 
 	job_lock(pool);
 	pool->stopping = true;
-	rc = pthread_cond_broadcast(&pool->wakeup);
+	job_wake_all(pool);
 	job_unlock(pool);
-	if (rc != 0) {
-		errno = rc;
-		fatal("job", "pthread_cond_broadcast");
-	}
 	for (unsigned int i = 0; i < count; i++) {
 		rc = pthread_join(pool->workers[i].thread, NULL);
 		if (rc != 0) {
@@ -277,11 +465,16 @@ job_workers_start(struct job_pool *pool, struct kvmrun_error *err)
 		job_workers_stop(pool, started);
 		return -rc;
 	}
+	/* Ready means ready at full speed: every first VM is made. */
+	job_lock(pool);
+	while (pool->preparing > 0)
+		job_wait(pool);
+	job_unlock(pool);
 	return 0;
 }
 
 int
-job_pool_create(struct kvmrun_host *host, unsigned int workers, size_t queue_max,
+job_pool_create(struct kvmrun_host *host, const struct job_pool_config *cfg,
 		void (*notify)(void *arg), void *arg, struct job_pool **poolp,
 		struct kvmrun_error *err)
 {
@@ -294,19 +487,28 @@ job_pool_create(struct kvmrun_host *host, unsigned int workers, size_t queue_max
 				 "no memory for the worker pool");
 		return rc;
 	}
-	pool->workers = calloc(workers, sizeof(*pool->workers));
-	if (pool->workers == NULL) {
+	pool->workers = calloc(cfg->workers, sizeof(*pool->workers));
+	/* + 1: with no prepared VMs, calloc of nothing may return NULL. */
+	pool->prepared_slots = calloc((size_t)cfg->workers * cfg->prepared + 1,
+				      sizeof(*pool->prepared_slots));
+	if (pool->workers == NULL || pool->prepared_slots == NULL) {
 		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL, "no memory for %u workers",
-				 workers);
-		goto out_free_pool;
+				 cfg->workers);
+		goto out_free_workers;
 	}
 	pool->host = host;
 	pool->notify = notify;
 	pool->notify_arg = arg;
 	pool->queue_tail = &pool->queue_head;
-	pool->queue_max = queue_max;
+	pool->queue_max = cfg->queue_max;
+	pool->max_memory = cfg->max_memory;
+	pool->prepared_max = cfg->prepared;
 	pool->done_tail = &pool->done_head;
-	pool->worker_count = workers;
+	pool->worker_count = cfg->workers;
+	pool->preparing = cfg->workers;
+	for (unsigned int i = 0; i < cfg->workers; i++)
+		pool->workers[i].prepared =
+			pool->prepared_slots + (size_t)i * cfg->prepared;
 
 	rc = pthread_mutex_init(&pool->lock, NULL);
 	if (rc != 0) {
@@ -333,8 +535,8 @@ out_destroy_cond:
 out_destroy_lock:
 	pthread_mutex_destroy(&pool->lock);
 out_free_workers:
+	free(pool->prepared_slots);
 	free(pool->workers);
-out_free_pool:
 	free(pool);
 	return rc;
 }
@@ -351,6 +553,7 @@ job_pool_destroy(struct job_pool *pool)
 	}
 	pthread_cond_destroy(&pool->wakeup);
 	pthread_mutex_destroy(&pool->lock);
+	free(pool->prepared_slots);
 	free(pool->workers);
 	free(pool);
 }

@@ -1,8 +1,9 @@
 /*
  * The worker pool: a bounded FIFO of run requests and the threads that run
- * each one in a fresh VM.  A worker formats the response line itself, posts
- * it on the completion list and calls the notify function the caller gave;
- * the caller's event loop then takes the whole list.  No libev in here.
+ * each one in a fresh VM, which each worker makes ahead of demand.  A worker
+ * posts the result on the completion list and calls the notify function the
+ * caller gave; the caller's event loop then takes the whole list and makes
+ * the answer lines.  No libev in here.
  */
 #ifndef KVMRUN_JOB_H
 #define KVMRUN_JOB_H
@@ -16,16 +17,23 @@
 
 struct job_pool;
 
-/* One finished run, for the client CLIENT and its request SEQUENCE. */
+/*
+ * One finished run, for the client CLIENT and its request SEQUENCE.  A
+ * worker formats an answer carrying bulk output (console, io log, dumps)
+ * into LINE itself, so the event loop never stalls on it; a small one it
+ * leaves to the loop, whose CPU is free while short runs keep the workers
+ * busy.  Either way job_completion_line gives the line.
+ */
 struct job_completion {
 	struct job_completion *next;
 	uint64_t client;
 	uint64_t sequence;
-	char *line; /* the response line, NULL when out of memory */
+	bool ok; /* RESULT, else ERROR */
+	char *id_json;
+	struct kvmrun_result result;
+	struct kvmrun_error error;
+	char *line; /* the answer already formatted, or NULL */
 	size_t length;
-	bool ok; /* a result (reason), else an error (code) */
-	enum kvmrun_exit_reason reason;
-	enum kvmrun_errcode code;
 };
 
 /* What the pool holds right now, for stats and the memory budget. */
@@ -37,12 +45,28 @@ struct job_pool_state {
 	uint64_t memory; /* memory_size of every run queued or running */
 };
 
+/* Prepared VMs have the protocol's default memory size. */
+#define JOB_PREPARED_MEMORY KVMRUN_DEFAULT_MEMORY_SIZE
+
+struct job_pool_config {
+	unsigned int workers;
+	size_t queue_max;
+	unsigned int prepared; /* VMs each worker keeps made ahead, 0 for none */
+	uint64_t
+		max_memory; /* budget of prepared VMs next to queued and running runs */
+};
+
 /*
- * Starts WORKERS threads taking jobs from a queue of at most QUEUE_MAX.
- * NOTIFY(ARG) is called from a worker after each completion is posted; it
- * must be safe to call from any thread.
+ * Starts CFG->workers threads taking jobs from a queue of at most
+ * CFG->queue_max.  NOTIFY(ARG) is called from a worker after each completion
+ * is posted; it must be safe to call from any thread.
+ *
+ * Each worker keeps up to CFG->prepared VMs of JOB_PREPARED_MEMORY made on
+ * its own thread, for runs of that size; other runs get a VM made on demand.
+ * Prepared VMs are made only while they fit CFG->max_memory next to the runs
+ * queued and running, and given up when a run needs the room.
  */
-int job_pool_create(struct kvmrun_host *host, unsigned int workers, size_t queue_max,
+int job_pool_create(struct kvmrun_host *host, const struct job_pool_config *cfg,
 		    void (*notify)(void *arg), void *arg, struct job_pool **poolp,
 		    struct kvmrun_error *err);
 
@@ -70,6 +94,11 @@ void job_cancel_all(struct job_pool *pool);
 
 /* Takes every posted completion, oldest first, linked through next. */
 struct job_completion *job_completions_take(struct job_pool *pool);
+/*
+ * DONE's answer line, which the caller then owns (its length in *LENGTH), or
+ * NULL when out of memory.
+ */
+char *job_completion_line(struct job_completion *done, size_t *length);
 void job_completion_free(struct job_completion *done);
 
 void job_pool_state(struct job_pool *pool, struct job_pool_state *state);

@@ -174,9 +174,9 @@ void
 request_count_completion(struct request_handler *h, const struct job_completion *done)
 {
 	if (done->ok)
-		h->counters.runs[done->reason]++;
+		h->counters.runs[done->result.exit.reason]++;
 	else
-		h->counters.errors[done->code]++;
+		h->counters.errors[done->error.code]++;
 }
 
 void

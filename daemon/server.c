@@ -582,11 +582,13 @@ server_accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_io_start(loop, &s->accept_watcher);
 }
 
-/* Fills the slot a completion answers; the worker already made the line. */
+/* Fills the slot a completion answers. */
 static void
 client_complete(struct server_client *c, struct job_completion *done)
 {
 	struct server_slot *slot;
+	size_t length;
+	char *line;
 
 	for (slot = STAILQ_FIRST(&c->slots); slot != NULL;
 	     slot = STAILQ_NEXT(slot, entry))
@@ -597,12 +599,12 @@ client_complete(struct server_client *c, struct job_completion *done)
 		       "client %llu: an answer to request %llu it is not waiting for",
 		       client_id(c), (unsigned long long)done->sequence);
 	c->pending--;
-	if (done->line == NULL) {
+	line = job_completion_line(done, &length);
+	if (line == NULL) {
 		c->broken = true;
 		return;
 	}
-	client_fill_slot(c, slot, done->line, done->length);
-	done->line = NULL;
+	client_fill_slot(c, slot, line, length);
 }
 
 static void
@@ -763,6 +765,7 @@ int
 server_create(const struct server_config *cfg, struct kvmrun_host *host, int listen_fd,
 	      struct server **serverp, struct kvmrun_error *err)
 {
+	struct job_pool_config pool_cfg;
 	struct sigaction sa;
 	struct server *s;
 	int rc;
@@ -792,8 +795,13 @@ server_create(const struct server_config *cfg, struct kvmrun_host *host, int lis
 		goto out_free;
 	}
 	server_watchers_start(s);
-	rc = job_pool_create(host, cfg->workers, cfg->queue, server_notify, s, &s->pool,
-			     err);
+	pool_cfg = (struct job_pool_config){
+		.workers = cfg->workers,
+		.queue_max = cfg->queue,
+		.prepared = cfg->prepared_vms,
+		.max_memory = cfg->max_total_memory,
+	};
+	rc = job_pool_create(host, &pool_cfg, server_notify, s, &s->pool, err);
 	if (rc < 0)
 		goto out_stop_watchers;
 	rc = request_handler_create(&cfg->limits, cfg->max_total_memory, host, s->pool,

@@ -17,6 +17,7 @@ struct server;
 struct server_config {
 	const char *socket_path;    /* for the status line */
 	unsigned int workers;	    /* --workers */
+	unsigned int prepared_vms;  /* --prepared-vms, per worker */
 	size_t queue;		    /* --queue */
 	uint64_t max_connections;   /* --max-connections */
 	uint64_t max_total_memory;  /* --max-total-memory */

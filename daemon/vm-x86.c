@@ -380,15 +380,21 @@ ioctl_error(struct kvmrun_error *err, const char *request)
 	return -saved;
 }
 
-static int
-set_fpu_state(int vcpu_fd, const struct kvmrun_spec *spec, const struct vm_x86_host *x86,
-	      struct kvmrun_error *err)
+int
+vm_x86_vcpu_init(int vcpu_fd, const struct vm_x86_host *x86, struct kvmrun_error *err)
 {
 	struct kvm_cpuid2 *cpuid = (struct kvm_cpuid2 *)x86->cpuid;
 
 	/* KVM copies the table in; the cast drops a const its ABI lacks. */
 	if (ioctl(vcpu_fd, KVM_SET_CPUID2, cpuid) < 0)
 		return ioctl_error(err, "KVM_SET_CPUID2");
+	return 0;
+}
+
+static int
+set_fpu_state(int vcpu_fd, const struct kvmrun_spec *spec, const struct vm_x86_host *x86,
+	      struct kvmrun_error *err)
+{
 	if (spec->mode != KVMRUN_MODE_REAL && x86->has_xcrs) {
 		struct kvm_xcrs xcrs = {
 			.nr_xcrs = 1,

@@ -54,9 +54,16 @@ void vm_x86_host_init(struct vm_x86_host *x86, const struct kvm_cpuid2 *cpuid, b
 int vm_x86_check_regs(const struct kvmrun_spec *spec, struct kvmrun_error *err);
 
 /*
- * Writes the reserved area into MEM and sets the vCPU's CPUID, XCR0, special
- * and general registers for SPEC.  Fails with unsupported when KVM does not
- * keep the control registers the mode needs (legacy paging on kvm_pvm).
+ * Sets up what a fresh vCPU needs whatever it will run: the CPUID table.
+ * Done when the VM is created, so a VM made ahead of a request has it.
+ */
+int vm_x86_vcpu_init(int vcpu_fd, const struct vm_x86_host *x86,
+		     struct kvmrun_error *err);
+
+/*
+ * Writes the reserved area into MEM and sets the vCPU's XCR0, special and
+ * general registers for SPEC.  Fails with unsupported when KVM does not keep
+ * the control registers the mode needs (legacy paging on kvm_pvm).
  */
 int vm_x86_setup(int vcpu_fd, uint8_t *mem, const struct kvmrun_spec *spec,
 		 const struct vm_x86_host *x86, struct kvmrun_error *err);

@@ -454,6 +454,8 @@ vm_create(struct kvmrun_host *host, uint64_t memory_size, struct kvmrun_vm **vmp
 		rc = errno_error(err, KVMRUN_ERR_INTERNAL, "vCPU run area mmap");
 		goto out_close_vcpu;
 	}
+	if ((rc = vm_x86_vcpu_init(vm->vcpu_fd, &host->x86, err)) < 0)
+		goto out_unmap_run;
 	if ((rc = vm_create_timer(vm, err)) < 0)
 		goto out_unmap_run;
 	*vmp = vm;

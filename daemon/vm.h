@@ -45,7 +45,11 @@ const char *vm_host_mode_unsupported(const struct kvmrun_host *host, enum kvmrun
 int vm_check_spec(const struct kvmrun_host *host, const struct kvmrun_spec *spec,
 		  struct kvmrun_error *err);
 
-/* Creates a VM with MEMORY_SIZE bytes of zeroed memory and one vCPU. */
+/*
+ * Creates a VM with MEMORY_SIZE bytes of zeroed memory and one vCPU with the
+ * host's CPUID: all that does not depend on the run, so a caller may make it
+ * ahead of the request.
+ */
 int vm_create(struct kvmrun_host *host, uint64_t memory_size, struct kvmrun_vm **vmp,
 	      struct kvmrun_error *err);
 uint64_t vm_memory_size(const struct kvmrun_vm *vm);

@@ -58,9 +58,32 @@ like() {
 	esac
 }
 
+# below GOT LIMIT DESCRIPTION: GOT, a whole number, is less than LIMIT.
+below() {
+	if [ "$1" -lt "$2" ] 2>/dev/null; then
+		ok "$3"
+	else
+		not_ok "$3"
+		diag "got:      $1" "expected: less than $2"
+	fi
+}
+
 done_testing() {
+	[ -n "${KVMRUND_WRAPPER:-}" ] && wrapper_verdict
 	plan "$tap_count"
 	[ "$tap_failed" -eq 0 ]
+}
+
+# Under KVMRUND_WRAPPER a tool reports when the daemon exits: stops each
+# daemon still running with SIGTERM and counts its exit status (valgrind's
+# --error-exitcode) as one case.
+wrapper_verdict() {
+	for _pid in $daemon_pids; do
+		kill -0 "$_pid" 2>/dev/null || continue
+		kill -TERM "$_pid"
+		wait "$_pid"
+		is "$?" 0 "daemon $_pid exits 0 under $KVMRUND_WRAPPER"
+	done
 }
 
 # Skips the whole test when /dev/kvm cannot be opened read-write.
@@ -117,15 +140,24 @@ EOF
 
 # start_daemon [OPTION...]: a kvmrund on a fresh socket; sets SOCK,
 # DAEMON_PID and DAEMON_LOG (its stderr).  Exits 99 when it does not come up.
+# KVMRUND_WRAPPER, when set, is a command the daemon runs under (valgrind);
+# the daemon then gets --no-seccomp, since the filter would stop the tool.
 start_daemon() {
 	make_test_dir
 	_n=$(($(echo $daemon_pids | wc -w) + 1))
 	SOCK="$test_dir/kvmrun-$_n.sock"
 	DAEMON_LOG="$test_dir/kvmrund-$_n.log"
-	"$KVMRUND" --socket "$SOCK" "$@" 2>"$DAEMON_LOG" &
+	_wait=5
+	if [ -n "${KVMRUND_WRAPPER:-}" ]; then
+		$KVMRUND_WRAPPER "$KVMRUND" --no-seccomp --socket "$SOCK" "$@" \
+			2>"$DAEMON_LOG" &
+		_wait=60
+	else
+		"$KVMRUND" --socket "$SOCK" "$@" 2>"$DAEMON_LOG" &
+	fi
 	DAEMON_PID=$!
 	daemon_pids="$daemon_pids $DAEMON_PID"
-	if ! wait_socket "$SOCK" 5; then
+	if ! wait_socket "$SOCK" "$_wait"; then
 		echo "Bail out! kvmrund did not come up on $SOCK"
 		sed 's/^/# /' "$DAEMON_LOG"
 		exit 99
@@ -181,4 +213,86 @@ print(v if isinstance(v, str) else json.dumps(v))
 run_request() {
 	printf '{"id":%s,"op":"run","mode":"%s","image":"%s"%s}' \
 		"$1" "$3" "$(base64 -w0 <"$2")" "${4:-}" | tr -d '\n\t'
+}
+
+# send_raw: like send_lines, but sends the bytes read from stdin as they are
+# (printf '...\n' | send_raw), for lines no argument can carry (NUL bytes).
+send_raw() {
+	"$PYTHON3" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(float(sys.argv[1]))
+s.connect(sys.argv[2])
+s.sendall(sys.stdin.buffer.read())
+s.shutdown(socket.SHUT_WR)
+answer = b""
+while True:
+    try:
+        data = s.recv(1 << 16)
+    except ConnectionResetError:
+        break
+    if not data:
+        break
+    answer += data
+sys.stdout.write(answer.decode())
+' "${SEND_TIMEOUT:-60}" "$SOCK"
+}
+
+# Figures of a running daemon (default $DAEMON_PID) from /proc.
+# proc_fds [PID]: open descriptors.
+proc_fds() {
+	ls "/proc/${1:-$DAEMON_PID}/fd" | wc -l
+}
+
+# proc_status FIELD [PID]: the number in a /proc/PID/status field (Threads,
+# VmRSS and VmPeak in kB, Seccomp).
+proc_status() {
+	sed -n "s/^$1:[[:space:]]*\([0-9]*\).*/\1/p" "/proc/${2:-$DAEMON_PID}/status"
+}
+
+# proc_cpu_ms [PID]: CPU time used so far, user and system, in ms.
+proc_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) * 1000 / hz }' \
+		"/proc/${1:-$DAEMON_PID}/stat"
+}
+
+# settle_fds COUNT [SECONDS]: waits (default 5 s) for the daemon to have
+# COUNT descriptors open, since a worker tears its VM down after the answer
+# is sent; prints the count it ended with.
+settle_fds() {
+	_deadline=$(($(date +%s) + ${2:-5}))
+	while [ "$(proc_fds)" -ne "$1" ] && [ "$(date +%s)" -lt "$_deadline" ]; do
+		sleep 0.05
+	done
+	proc_fds
+}
+
+# wait_log PATTERN [SECONDS]: waits (default 5 s) for a line of $DAEMON_LOG
+# matching the grep PATTERN; prints it.
+wait_log() {
+	_deadline=$(($(date +%s) + ${2:-5}))
+	until grep -m1 -e "$1" "$DAEMON_LOG"; do
+		[ "$(date +%s)" -lt "$_deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+# wait_runs N [SECONDS]: waits (default 10 s) until the daemon on $SOCK has N
+# runs running or queued.
+wait_runs() {
+	"$PYTHON3" - "$SOCK" "$1" "${2:-10}" <<'EOF'
+import json, socket, sys, time
+deadline = time.monotonic() + float(sys.argv[3])
+while True:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.sendall(b'{"id":0,"op":"stats"}\n')
+    stats = json.loads(s.makefile().readline())["stats"]
+    s.close()
+    if stats["runs_in_flight"] + stats["runs_queued"] >= int(sys.argv[2]):
+        sys.exit(0)
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.02)
+EOF
 }

@@ -233,6 +233,44 @@ else
 	skip "protocol-example.py" "not written yet"
 fi
 
+# --- VMs made ahead: --prepared-vms ---------------------------------------
+# vm_count: the VMs the daemon holds.
+vm_count() {
+	ls -l "/proc/$DAEMON_PID/fd" | grep -c 'anon_inode:kvm-vm'
+}
+# settle_vms COUNT: waits up to 5 s for the daemon to hold COUNT VMs, since
+# a worker makes its next VM and tears the used one down after answering.
+settle_vms() {
+	_deadline=$(($(date +%s) + 5))
+	while [ "$(vm_count)" -ne "$1" ] && [ "$(date +%s)" -lt "$_deadline" ]; do
+		sleep 0.05
+	done
+	vm_count
+}
+
+start_daemon --workers 1 --prepared-vms 2 --max-total-memory 6M --max-memory 4M
+send_lines '{"id":1,"op":"ping"}' >/dev/null
+is "$(vm_count)" 2 "--prepared-vms 2: two VMs made before the daemon answers"
+hello=$(run_request 0 "$GUESTS/hello-real.bin" real "$DUMP_400")
+r=$(send_lines "$hello" "$hello" "$hello")
+is "$(printf '%s\n' "$r" | grep -c '"reason":"hlt".*"data":"Kg=="')" 3 \
+	"three runs on VMs made ahead: each halts with its own 42 at 0x400"
+is "$(settle_vms 2)" 2 "used VMs torn down, two made ahead again"
+big=$(run_request 0 "$GUESTS/hello-real.bin" real ',"memory_size":4194304')
+is "$(json "$(send_lines "$big")" 'r["exit"]["reason"]')" hlt \
+	"a 4M run gets its VM on demand, prepared VMs giving up the room"
+is "$(settle_vms 2)" 2 "then the VMs made ahead come back"
+stop_daemon TERM
+
+start_daemon --workers 1 --prepared-vms 0
+send_lines '{"id":1,"op":"ping"}' >/dev/null
+is "$(vm_count)" 0 "--prepared-vms 0: no VM before a request"
+is "$(json "$(send_lines "$hello")" 'r["exit"]["reason"]')" hlt "and runs still work"
+stop_daemon TERM
+
+"$KVMRUND" --prepared-vms 65 >/dev/null 2>"$test_dir/err"
+like "$? $(cat "$test_dir/err")" '2 *--prepared-vms*' "--prepared-vms past 64: exit 2 naming it"
+
 # --- startup refusals -------------------------------------------------------
 "$KVMRUND" --workers 0 >/dev/null 2>"$test_dir/err"
 is "$?" 2 "bad option value: exit 2"
