@@ -6,8 +6,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +44,21 @@
 #define MAX_BYTES (1ull << 40)
 #define MIN_MAX_LINE 256u
 #define MIN_MAX_OUTPUT 4096u
+/*
+ * LeakSanitizer checks for leaks at exit from a tracer thread that the
+ * seccomp filter stops, leaving the daemon spinning: sanitizer builds run
+ * without the filter unless asked (--seccomp-selftest still tests it).
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZER_RUNTIME true
+#else
+#define SANITIZER_RUNTIME false
+#endif
+
 /* A run's console and io log live in the worker until the answer is sent. */
 #define MAX_OUTPUT_BOUND (64u << 20)
 #define SIZE_TEXT_MAX 24 /* "18446744073709551615" and a unit */
+#define ID_TEXT_MAX 256	 /* a list of uids or gids in the log, cut short */
 
 struct options {
 	const char *socket_path;
@@ -75,6 +89,8 @@ enum {
 	OPT_MAX_IO_LOG,
 	OPT_NO_SECCOMP,
 	OPT_SECCOMP_SELFTEST,
+	OPT_ALLOW_UID,
+	OPT_ALLOW_GROUP,
 };
 
 static const struct option long_options[] = {
@@ -93,6 +109,8 @@ static const struct option long_options[] = {
 	{ "max-io-log", required_argument, NULL, OPT_MAX_IO_LOG },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "seccomp-selftest", no_argument, NULL, OPT_SECCOMP_SELFTEST },
+	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
+	{ "allow-group", required_argument, NULL, OPT_ALLOW_GROUP },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "kvm", required_argument, NULL, OPT_KVM },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -148,7 +166,7 @@ options_default(struct options *opt)
 	opt->server.max_total_memory = DEFAULT_MAX_TOTAL_MEMORY;
 	opt->server.max_output = DEFAULT_MAX_OUTPUT;
 	opt->server.read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
-	opt->seccomp = true;
+	opt->seccomp = !SANITIZER_RUNTIME;
 	proto_limits_default(&opt->server.limits);
 }
 
@@ -213,6 +231,12 @@ usage(FILE *out)
 		"  --max-io-log N\n\tlog-port writes a run may make before it ends "
 		"as output_limit (default %zu)\n",
 		def.server.limits.max_io_log);
+	fprintf(out, "  --allow-uid USER\n\tonly this user (uid or name) and the "
+		     "--allow-group members may connect;\n\trepeatable (default: "
+		     "whoever may open the socket)\n"
+		     "  --allow-group GROUP\n\tonly members of this group (gid or "
+		     "name; primary or supplementary)\n\tand the --allow-uid users "
+		     "may connect; repeatable\n");
 	fprintf(out, "  --no-seccomp\n\tdo not install the seccomp filter (for "
 		     "debuggers and valgrind)\n"
 		     "  --seccomp-selftest\n\tinstall the filter, make a forbidden "
@@ -288,6 +312,44 @@ option_mode(const char *arg, mode_t *mode)
 		return option_bad("socket-mode", arg,
 				  "not an octal mode from 0 to 0777");
 	*mode = (mode_t)n;
+	return 0;
+}
+
+/*
+ * Adds a user, or with GROUP a group, to an --allow list: a number, or a
+ * name looked up now, before the sandbox closes /etc.
+ */
+static int
+option_id(const char *name, const char *arg, bool group, id_t **ids, size_t *count)
+{
+	unsigned long long n;
+	id_t id, *grown;
+
+	if (arg[0] != '\0' && strspn(arg, "0123456789") == strlen(arg)) {
+		errno = 0;
+		n = strtoull(arg, NULL, 10);
+		/* (id_t)-1 means "no id" to the kernel. */
+		if (errno != 0 || n >= (id_t)-1)
+			return option_bad(name, arg, "out of range");
+		id = (id_t)n;
+	} else if (group) {
+		struct group *gr = getgrnam(arg);
+
+		if (gr == NULL)
+			return option_bad(name, arg, "no such group");
+		id = gr->gr_gid;
+	} else {
+		struct passwd *pw = getpwnam(arg);
+
+		if (pw == NULL)
+			return option_bad(name, arg, "no such user");
+		id = pw->pw_uid;
+	}
+	grown = realloc(*ids, (*count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return option_bad(name, arg, strerror(errno));
+	grown[(*count)++] = id;
+	*ids = grown;
 	return 0;
 }
 
@@ -369,14 +431,28 @@ option_set(struct options *opt, int c, const char *arg)
 	case OPT_SECCOMP_SELFTEST:
 		opt->seccomp_selftest = true;
 		return 0;
+	case OPT_ALLOW_UID:
+		return option_id(name, arg, false, &cfg->allow_uids,
+				 &cfg->allow_uid_count);
+	case OPT_ALLOW_GROUP:
+		return option_id(name, arg, true, &cfg->allow_gids,
+				 &cfg->allow_gid_count);
 	default:
 		return -EINVAL;
 	}
 }
 
+static void
+options_free(struct options *opt)
+{
+	free(opt->server.allow_uids);
+	free(opt->server.allow_gids);
+}
+
 /*
  * Fills OPT from the command line.  0 to go on, 1 when --help or --version
- * was answered, -EINVAL for bad usage (already reported).
+ * was answered, -EINVAL for bad usage (already reported).  Either way
+ * options_free releases it.
  */
 static int
 options_parse(int argc, char **argv, struct options *opt)
@@ -420,6 +496,24 @@ options_parse(int argc, char **argv, struct options *opt)
 	return 0;
 }
 
+/* IDS as "0,65534", or "none", for the log. */
+static const char *
+ids_text(const id_t *ids, size_t count, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	snprintf(buf, size, "none");
+	for (size_t i = 0; i < count && used < size; i++) {
+		int n = snprintf(buf + used, size - used, "%s%u", i > 0 ? "," : "",
+				 (unsigned int)ids[i]);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	return buf;
+}
+
 static void
 log_settings(const struct options *opt, const struct listen_socket *lsock,
 	     const struct kvmrun_host *host)
@@ -442,6 +536,15 @@ log_settings(const struct options *opt, const struct listen_socket *lsock,
 		 cfg->limits.max_timeout_ms,
 		 size_text(cfg->max_output, output, sizeof(output)),
 		 cfg->read_timeout_ms);
+	if (cfg->allow_uid_count > 0 || cfg->allow_gid_count > 0) {
+		char uids[ID_TEXT_MAX], gids[ID_TEXT_MAX];
+
+		ids_text(cfg->allow_uids, cfg->allow_uid_count, uids, sizeof(uids));
+		ids_text(cfg->allow_gids, cfg->allow_gid_count, gids, sizeof(gids));
+		log_info("main",
+			 "only uids %s and members of groups %s may connect "
+			 "(--allow-uid, --allow-group)", uids, gids);
+	}
 }
 
 int
@@ -455,22 +558,23 @@ main(int argc, char **argv)
 	int rc;
 
 	rc = options_parse(argc, argv, &opt);
-	if (rc < 0) {
+	if (rc != 0) {
+		options_free(&opt);
+		if (rc > 0)
+			return EXIT_SUCCESS;
 		fprintf(stderr, "Try 'kvmrund --help'.\n");
 		return EXIT_USAGE;
 	}
-	if (rc > 0)
-		return EXIT_SUCCESS;
 	log_init(opt.verbosity);
 	if (opt.seccomp_selftest) {
 		sandbox_selftest(&err);
 		log_errx("main", "%s", err.message);
-		return EXIT_FAILURE;
+		goto out_free_options;
 	}
 
 	if (vm_host_open(opt.kvm_path, &host, &err) < 0) {
 		log_errx("main", "%s", err.message);
-		return EXIT_FAILURE;
+		goto out_free_options;
 	}
 	if (listen_open(opt.socket_path, opt.socket_mode, &lsock, &err) < 0) {
 		log_errx("main", "%s", err.message);
@@ -488,8 +592,12 @@ main(int argc, char **argv)
 		log_errx("main", "%s", err.message);
 		goto out_destroy_server;
 	}
-	log_info("main", "%s", opt.seccomp ? "seccomp filter installed"
-					   : "seccomp filter NOT installed (--no-seccomp)");
+	log_info("main", "%s",
+		 opt.seccomp ? "seccomp filter installed"
+		 : SANITIZER_RUNTIME
+			 ? "seccomp filter NOT installed (sanitizer build: LeakSanitizer's "
+			   "exit-time tracer cannot run under it)"
+			 : "seccomp filter NOT installed (--no-seccomp)");
 	listen_notify_ready();
 
 	server_run(server);
@@ -497,6 +605,7 @@ main(int argc, char **argv)
 	server_destroy(server);
 	listen_close(&lsock);
 	vm_host_close(host);
+	options_free(&opt);
 	log_info("main", "stopped");
 	return EXIT_SUCCESS;
 
@@ -506,5 +615,7 @@ out_close_socket:
 	listen_close(&lsock);
 out_close_host:
 	vm_host_close(host);
+out_free_options:
+	options_free(&opt);
 	return EXIT_FAILURE;
 }

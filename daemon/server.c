@@ -471,21 +471,7 @@ client_read_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
-client_log_peer(const struct server_client *c)
-{
-	struct ucred cred;
-	socklen_t length = sizeof(cred);
-
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) < 0) {
-		log_warn("server", "client %llu connected; SO_PEERCRED", client_id(c));
-		return;
-	}
-	log_info("server", "client %llu connected: pid %d uid %u gid %u", client_id(c),
-		 (int)cred.pid, (unsigned int)cred.uid, (unsigned int)cred.gid);
-}
-
-static void
-client_create(struct server *s, int fd)
+client_create(struct server *s, int fd, const struct ucred *cred)
 {
 	struct server_client *c;
 
@@ -510,7 +496,8 @@ client_create(struct server *s, int fd)
 	c->read_timer.repeat = s->cfg.read_timeout_ms / 1000.0;
 	c->read_timer.data = c;
 	ev_io_start(s->loop, &c->read_watcher);
-	client_log_peer(c);
+	log_info("server", "client %llu connected: pid %d uid %u gid %u", client_id(c),
+		 (int)cred->pid, (unsigned int)cred->uid, (unsigned int)cred->gid);
 	return;
 
 out_free:
@@ -521,27 +508,108 @@ out_close:
 		log_warn("server", "close");
 }
 
-/* Past --max-connections: one busy answer, then the door. */
+/* A connection turned away: one error answer, then the door. */
 static void
-server_refuse(struct server *s, int fd)
+server_refuse(struct server *s, int fd, const struct kvmrun_error *err)
 {
-	struct kvmrun_error err;
 	size_t length;
 	char *line;
 
-	kvmrun_error_set(
-		&err, KVMRUN_ERR_BUSY,
-		"too many connections: %llu open (--max-connections); retry later",
-		(unsigned long long)s->cfg.max_connections);
-	line = request_format_error(s->requests, &err, &length);
+	line = request_format_error(s->requests, err, &length);
 	/* A fresh socket's buffer takes one short line; nothing to wait for. */
 	if (line != NULL && send(fd, line, length, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("server", "refusing a connection: send: %s", strerror(errno));
 	free(line);
 	if (close(fd) < 0)
 		log_warn("server", "close");
-	log_debug("server", "refused a connection: --max-connections %llu reached",
-		  (unsigned long long)s->cfg.max_connections);
+}
+
+static bool
+id_listed(const id_t *ids, size_t count, id_t id)
+{
+	for (size_t i = 0; i < count; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Whether one of the supplementary groups of the peer on FD is among
+ * --allow-group: a group such as kvm is seldom anyone's primary one.
+ */
+static bool
+server_peer_groups_listed(const struct server *s, int fd)
+{
+	socklen_t length = 0;
+	gid_t *groups = NULL;
+	bool listed = false;
+
+	/* Asked with no room, the kernel says how much the list needs. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &length) == 0)
+		return false;
+	if (errno != ERANGE || (groups = malloc(length)) == NULL ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &length) < 0) {
+		log_warn("server", "SO_PEERGROUPS");
+		free(groups);
+		return false;
+	}
+	for (size_t i = 0; i < length / sizeof(*groups) && !listed; i++)
+		listed = id_listed(s->cfg.allow_gids, s->cfg.allow_gid_count,
+				   groups[i]);
+	free(groups);
+	return listed;
+}
+
+/*
+ * Whether the peer CRED on FD may use the daemon: when --allow-uid or
+ * --allow-group was given, its uid, gid or a supplementary group is listed.
+ */
+static bool
+server_peer_allowed(const struct server *s, int fd, const struct ucred *cred)
+{
+	const struct server_config *cfg = &s->cfg;
+
+	if (cfg->allow_uid_count == 0 && cfg->allow_gid_count == 0)
+		return true;
+	return id_listed(cfg->allow_uids, cfg->allow_uid_count, cred->uid) ||
+	       id_listed(cfg->allow_gids, cfg->allow_gid_count, cred->gid) ||
+	       (cfg->allow_gid_count > 0 && server_peer_groups_listed(s, fd));
+}
+
+/* Serves the connection just accepted on FD, or turns it away with a line. */
+static void
+server_admit(struct server *s, int fd)
+{
+	/* Unknown credentials are nobody's: no list admits them. */
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t length = sizeof(cred);
+	struct kvmrun_error err;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) < 0)
+		log_warn("server", "SO_PEERCRED of a new connection");
+	if (!server_peer_allowed(s, fd, &cred)) {
+		log_warnx("server",
+			  "refused a client: pid %d uid %u gid %u: "
+			  "not in --allow-uid or --allow-group",
+			  (int)cred.pid, (unsigned int)cred.uid,
+			  (unsigned int)cred.gid);
+		kvmrun_error_set(&err, KVMRUN_ERR_FORBIDDEN,
+				 "uid %u gid %u may not use kvmrund: "
+				 "not in --allow-uid or --allow-group",
+				 (unsigned int)cred.uid, (unsigned int)cred.gid);
+		server_refuse(s, fd, &err);
+	} else if (request_connections_open(s->requests) >= s->cfg.max_connections) {
+		log_debug("server",
+			  "refused a connection: --max-connections %llu reached",
+			  (unsigned long long)s->cfg.max_connections);
+		kvmrun_error_set(&err, KVMRUN_ERR_BUSY,
+				 "too many connections: %llu open (--max-connections); "
+				 "retry later",
+				 (unsigned long long)s->cfg.max_connections);
+		server_refuse(s, fd, &err);
+	} else {
+		client_create(s, fd, &cred);
+	}
 }
 
 static void
@@ -563,13 +631,12 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_warn("server", "accept (pausing %.1f s)",
 				 SERVER_ACCEPT_PAUSE);
 			ev_io_stop(loop, &s->accept_watcher);
+			/* Set anew: a timer that ran counts from where it stopped. */
+			ev_timer_set(&s->accept_pause, SERVER_ACCEPT_PAUSE, 0.);
 			ev_timer_start(loop, &s->accept_pause);
 			return;
 		}
-		if (request_connections_open(s->requests) >= s->cfg.max_connections)
-			server_refuse(s, fd);
-		else
-			client_create(s, fd);
+		server_admit(s, fd);
 	}
 }
 
@@ -720,8 +787,7 @@ server_watchers_start(struct server *s)
 	ev_io_init(&s->accept_watcher, server_accept_cb, s->listen_fd, EV_READ);
 	s->accept_watcher.data = s;
 	ev_io_start(s->loop, &s->accept_watcher);
-	ev_timer_init(&s->accept_pause, server_accept_resume_cb, SERVER_ACCEPT_PAUSE,
-		      0.);
+	ev_init(&s->accept_pause, server_accept_resume_cb);
 	s->accept_pause.data = s;
 	ev_async_init(&s->completions, server_completions_cb);
 	s->completions.data = s;

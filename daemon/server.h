@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "kvmrun-proto.h"
 #include "vm.h"
@@ -25,6 +26,11 @@ struct server_config {
 	uint32_t read_timeout_ms;   /* --read-timeout-ms: to finish a begun line */
 	struct proto_limits limits; /* --max-line, --max-memory, --max-timeout-ms */
 	uint64_t watchdog_usec;	    /* systemd's WATCHDOG_USEC, or 0 */
+	/* --allow-uid and --allow-group; with both empty, anyone may connect. */
+	id_t *allow_uids;
+	size_t allow_uid_count;
+	id_t *allow_gids;
+	size_t allow_gid_count;
 };
 
 /*

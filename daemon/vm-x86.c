@@ -128,8 +128,10 @@ is_canonical(uint64_t address)
 int
 vm_x86_check_regs(const struct kvmrun_spec *spec, struct kvmrun_error *err)
 {
-	uint64_t rip = reg_is_set(spec, KVMRUN_REG_RIP) ? spec->regs[KVMRUN_REG_RIP]
-							 : spec->image.address;
+	bool rip_set = reg_is_set(spec, KVMRUN_REG_RIP);
+	uint64_t rip = rip_set ? spec->regs[KVMRUN_REG_RIP] : spec->image.address;
+	/* Messages name what set the start address: regs.rip, or else the image's. */
+	const char *rip_field = rip_set ? "regs.rip" : "load_address";
 
 	if (reg_is_set(spec, KVMRUN_REG_RFLAGS)) {
 		uint64_t rflags = spec->regs[KVMRUN_REG_RFLAGS];
@@ -143,21 +145,22 @@ vm_x86_check_regs(const struct kvmrun_spec *spec, struct kvmrun_error *err)
 	case KVMRUN_MODE_REAL:
 		if (rip > 0xffff)
 			return kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST,
-				"regs.rip: 0x%llx does not fit real mode's 16-bit IP (real mode "
-				"starts at cs:ip; set segments.cs and a smaller regs.rip)",
-				(unsigned long long)rip);
+				"%s: 0x%llx does not fit real mode's 16-bit IP "
+				"(real mode starts at cs:ip; set segments.cs and a "
+				"smaller %s)",
+				rip_field, (unsigned long long)rip, rip_field);
 		break;
 	case KVMRUN_MODE_PROTECTED:
 	case KVMRUN_MODE_PAGED:
 		if (rip > UINT32_MAX)
 			return kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST,
-				"load_address: 0x%llx is past 4 GiB, out of reach of 32-bit code",
-				(unsigned long long)rip);
+				"%s: 0x%llx is past 4 GiB, out of reach of 32-bit code",
+				rip_field, (unsigned long long)rip);
 		break;
 	case KVMRUN_MODE_LONG:
 		if (!is_canonical(rip))
 			return kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST,
-				"regs.rip: 0x%llx is not a canonical address",
+				"%s: 0x%llx is not a canonical address", rip_field,
 				(unsigned long long)rip);
 		break;
 	case KVMRUN_MODE_COUNT:

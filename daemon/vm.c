@@ -219,7 +219,11 @@ vm_host_open(const char *path, struct kvmrun_host **hostp, struct kvmrun_error *
 	}
 	host->api_version = ioctl(host->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (host->api_version < 0) {
-		rc = errno_error(err, KVMRUN_ERR_UNSUPPORTED, "KVM_GET_API_VERSION");
+		/* A file, /dev/null or another device: say so, not just ENOTTY. */
+		rc = -errno;
+		kvmrun_error_set(err, KVMRUN_ERR_UNSUPPORTED,
+				 "%s: not a KVM device (KVM_GET_API_VERSION: %s)", path,
+				 strerror(errno));
 		goto out_close;
 	}
 	if (host->api_version != KVM_API_VERSION_REQUIRED) {

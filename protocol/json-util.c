@@ -42,6 +42,27 @@ struct scan {
 	struct kvmrun_error *err;
 };
 
+/*
+ * How much of TEXT (LENGTH bytes of UTF-8) a message quotes: at most MAX
+ * bytes, ending before a character rather than inside one, so that the
+ * message stays UTF-8.
+ */
+static int
+quote_length(const char *text, size_t length, size_t max)
+{
+	size_t end = length < max ? length : max;
+	size_t lead = end;
+
+	/* Back over continuation bytes (10xxxxxx) to the character's first. */
+	while (lead > 0 && end - lead < 3 &&
+	       ((unsigned char)text[lead - 1] & 0xc0) == 0x80)
+		lead--;
+	if (lead > 0 &&
+	    jutil_utf8_length((const uint8_t *)text + lead - 1, end - lead + 1) == 0)
+		end = lead - 1;
+	return (int)end;
+}
+
 /* The path of the value being read, as "regions[2].address". */
 static void
 scan_path(const struct scan *s, char *buf, size_t size)
@@ -51,20 +72,22 @@ scan_path(const struct scan *s, char *buf, size_t size)
 	buf[0] = '\0';
 	for (int i = 0; i < s->depth && used < size; i++) {
 		const struct scan_level *l = &s->level[i];
-		int key_length = l->key_length < 32 ? (int)l->key_length : 32;
 		int n;
 
 		if (!l->object)
 			n = snprintf(buf + used, size - used, "[%zu]", l->index);
 		else if (l->key != NULL)
 			n = snprintf(buf + used, size - used, "%s%.*s",
-				     used > 0 ? "." : "", key_length, l->key);
+				     used > 0 ? "." : "",
+				     quote_length(l->key, l->key_length, 32), l->key);
 		else
 			break;
 		if (n < 0)
 			break;
 		used += (size_t)n;
 	}
+	/* A path too long for BUF may end in part of a character. */
+	buf[quote_length(buf, strlen(buf), size)] = '\0';
 }
 
 __attribute__((format(printf, 4, 0))) static void
@@ -691,7 +714,8 @@ parse_hex(struct json_object *val, const char *path, uint64_t *out,
 
 bad:
 	return jutil_fail(err, KVMRUN_ERR_BAD_REQUEST, path,
-			  "\"%.40s\" is not \"0x\" and 1 to 16 hex digits", text);
+			  "\"%.*s\" is not \"0x\" and 1 to 16 hex digits",
+			  quote_length(text, length, 40), text);
 }
 
 int
@@ -788,7 +812,8 @@ jutil_enum(struct json_object *val, const char *path, const char *what,
 		used += (size_t)n;
 	}
 	return jutil_fail(err, KVMRUN_ERR_BAD_REQUEST, path,
-			  "unknown %s \"%.40s\" (one of %s)", what, text, choices);
+			  "unknown %s \"%.*s\" (one of %s)", what,
+			  quote_length(text, length, 40), text, choices);
 }
 
 int

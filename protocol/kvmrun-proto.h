@@ -14,7 +14,7 @@
 
 #include "kvmrun-run.h"
 
-#define KVMRUN_PROTOCOL_VERSION 1
+#define KVMRUN_PROTOCOL_VERSION 2
 #define KVMRUN_DEFAULT_SOCKET "/run/kvmrun/kvmrun.sock"
 
 enum kvmrun_op {
