@@ -5,17 +5,19 @@
 #                    temporary socket and run the hello-world guest in all
 #                    four CPU modes through kvmrun-client
 #   ./dev.sh check   the same set-up, then the whole suite: make check, the
-#                    same under ASan+UBSan, one pass under valgrind, the
+#                    same under ASan+UBSan, the daemon's tests under TSan,
+#                    test-daemon with kvmrund under valgrind, the protocol
 #                    fuzzer for a bounded time, and make distcheck
 #   ./dev.sh summary the totals of the last check, as CI prints them
 #
-# Run as root (it installs Debian packages); builds go to build/ and
-# build-asan/ beside this script.
+# Run as root (it installs Debian packages); builds go to build/,
+# build-asan/ and build-tsan/ beside this script.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")" && pwd)
 build=$top/build
 build_asan=$top/build-asan
+build_tsan=$top/build-tsan
 results=$top/build/check-results
 jobs=$(nproc)
 
@@ -115,8 +117,11 @@ single() {
 	fi
 }
 
+# Seconds the fuzzer runs; a crash or a failed property fails the check.
+fuzz_seconds=60
+
 check() {
-	local status=0 rc
+	local status=0 rc start=$SECONDS
 	rm -rf "$results"
 
 	say "make check"
@@ -132,12 +137,55 @@ check() {
 	record asan "$build_asan/test-suite.log"
 	[ $rc -eq 0 ] || { status=1; cat "$build_asan/test-suite.log" || true; }
 
+	# A race report stops the daemon, so the test that drove it fails.
+	say "the daemon's tests under ThreadSanitizer"
+	configure_in "$build_tsan" --enable-sanitizers=thread
+	rc=0
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+		make -C "$build_tsan" -j"$jobs" check TESTS='$(DAEMON_TESTS)' || rc=$?
+	single tsan $rc
+	[ $rc -eq 0 ] || { status=1; cat "$build_tsan/test-suite.log" || true; }
+
+	# lib.sh's start_daemon runs kvmrund under the wrapper (without the
+	# seccomp filter, which would stop valgrind); a daemon with errors or
+	# definitely lost memory exits 99, which its test counts as a failure.
+	say "test-daemon.sh with kvmrund under valgrind"
+	rm -rf "$build/valgrind"
+	mkdir -p "$build/valgrind"
+	rc=0
+	KVMRUND_WRAPPER="valgrind --error-exitcode=99 --leak-check=full \
+--errors-for-leak-kinds=definite --track-fds=yes --log-file=$build/valgrind/%p.log" \
+		make -C "$build" check TESTS=tests/test-daemon.sh || rc=$?
+	single valgrind $rc
+	[ $rc -eq 0 ] || { status=1; cat "$build/test-suite.log" "$build"/valgrind/*.log || true; }
+
+	# New inputs go to a scratch corpus; the seeds and the regressions
+	# kept in the tree are read, and run first.
+	say "fuzzing the protocol decoder for $fuzz_seconds s"
+	rm -rf "$build/fuzz-corpus" "$build/fuzz-crashes"
+	mkdir -p "$build/fuzz-corpus" "$build/fuzz-crashes"
+	rc=0
+	make -C "$build" fuzz >"$build/fuzz.out" 2>&1 &&
+		"$build/tests/fuzz/fuzz-request" -max_total_time=$fuzz_seconds -timeout=10 \
+			-print_final_stats=1 -artifact_prefix="$build/fuzz-crashes/" \
+			"$build/fuzz-corpus" "$top/tests/fuzz/corpus" "$top/tests/fuzz/regressions" \
+			>>"$build/fuzz.out" 2>&1 || rc=$?
+	single fuzz $rc
+	grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$build/fuzz.out" || true
+	if [ $rc -ne 0 ]; then
+		status=1
+		tail -n 60 "$build/fuzz.out"
+		echo "dev.sh: the failing input is in $build/fuzz-crashes/;" \
+			"fix the bug and keep the input in tests/fuzz/regressions/" >&2
+	fi
+
 	say "make distcheck"
 	rc=0
 	make -C "$build" -j"$jobs" distcheck >"$build/distcheck.out" 2>&1 || rc=$?
 	single distcheck $rc
 	[ $rc -eq 0 ] || { status=1; tail -n 60 "$build/distcheck.out"; }
 
+	say "check took $((SECONDS - start)) s"
 	return $status
 }
 

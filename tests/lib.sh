@@ -277,6 +277,13 @@ wait_log() {
 	done
 }
 
+# filter_off: why the last daemon serves without its seccomp filter, as its
+# log says (--no-seccomp, a sanitizer build), or nothing when it has it.
+filter_off() {
+	wait_log 'seccomp filter' >/dev/null
+	sed -n 's/^<6>main: seccomp filter NOT installed (\(.*\))$/\1/p' "$DAEMON_LOG"
+}
+
 # wait_runs N [SECONDS]: waits (default 10 s) until the daemon on $SOCK has N
 # runs running or queued.
 wait_runs() {

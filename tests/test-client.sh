@@ -46,7 +46,7 @@ like "$out" "*Exit status:*4  the daemon could not be reached*" "--help document
 
 client ping
 status_is 0 "ping exits 0"
-like "$out" "kvmrund *, protocol 1, KVM API 12" "ping shows the daemon's versions"
+like "$out" "kvmrund *, protocol 2, KVM API 12" "ping shows the daemon's versions"
 
 client ping --json
 status_is 0 "ping --json exits 0"

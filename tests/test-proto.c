@@ -1369,12 +1369,12 @@ test_ping_stats(void)
 	line = proto_format_ping("1", "0.1.0", 12, &length);
 	tap_ok(line != NULL && one_line(line, length) &&
 		       strcmp(line, "{\"id\":1,\"ok\":true,\"version\":\"0.1.0\","
-				    "\"protocol\":1,"
+				    "\"protocol\":2,"
 				    "\"kvm_api\":12}\n") == 0,
 	       "ping is formatted as documented");
 	rc = proto_response_parse(line, length - 1, &resp, &err);
 	tap_ok(rc == 0 && resp.kind == PROTO_RESPONSE_PING &&
-		       strcmp(resp.version, "0.1.0") == 0 && resp.protocol == 1 &&
+		       strcmp(resp.version, "0.1.0") == 0 && resp.protocol == 2 &&
 		       resp.kvm_api == 12 && strcmp(resp.id_json, "1") == 0,
 	       "ping reads back");
 	proto_response_free(&resp);
@@ -1399,8 +1399,8 @@ test_ping_stats(void)
 				    "\"io\":101,") == line &&
 		       strstr(line, "\"errors\":{\"bad_request\":201,\"too_large\":202,"
 				    "\"busy\":203,"
-				    "\"unsupported\":204,\"internal\":205},\"runs_in_"
-				    "flight\":1,") != NULL &&
+				    "\"unsupported\":204,\"internal\":205,"
+				    "\"forbidden\":206},\"runs_in_flight\":1,") != NULL &&
 		       strstr(line, "\"memory_in_use\":18446744073709551615}}\n") !=
 			       NULL,
 	       "stats are formatted as documented");

@@ -1,0 +1,282 @@
+#!/bin/sh
+# Malicious and broken guests through kvmrund: an immediate HLT and "jmp ."
+# in every mode, exit storms that must not delay the timeout, triple faults,
+# fetches and stores outside guest memory, images at the exact size limits,
+# registers KVM would refuse, endings the engine does not expect, and the
+# isolation of one run's memory from the next.  The daemon's descriptors
+# and threads must not move however the runs end.
+# (test-daemon has the basic exit reasons; test-vm the engine alone.)
+
+. "${TOP_SRCDIR:-.}/tests/lib.sh"
+
+need_kvm
+
+# One worker, so the isolation check runs on the very thread that ran the
+# secret; --max-line small enough for a line of it to pass as an argument.
+MAX_LINE=122880
+start_daemon --workers 1 --queue 256 --max-line 120K
+base=$(proc_fds)
+threads=$(proc_status Threads)
+r=$(send_lines "$(run_request 0 "$GUESTS/hello-paged.bin" paged)")
+PAGED_REASON=
+if [ "$(json "$r" 'r.get("error", {}).get("code", "")')" = unsupported ]; then
+	PAGED_REASON=$(json "$r" 'r["error"]["message"]')
+	diag "paged mode left out: $PAGED_REASON"
+fi
+
+# bytes_request ID MODE HEX-BYTES [JSON-FIELDS]: a run request for an image
+# given as hex bytes.
+bytes_request() {
+	printf '{"id":%s,"op":"run","mode":"%s","image":"%s"%s}' "$1" "$2" \
+		"$(printf '%s' "$3" | xxd -r -p | base64 -w0)" "${4:-}" | tr -d '\n\t'
+}
+
+# timed LINE: sends LINE and prints the answer; the time from the request
+# to the answer, in ms, goes to $test_dir/ms.
+timed() {
+	"$PYTHON3" - "$SOCK" "$1" "$test_dir/ms" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+start = time.monotonic()
+s.sendall(sys.argv[2].encode() + b"\n")
+answer = s.makefile().readline()
+print(round((time.monotonic() - start) * 1000), file=open(sys.argv[3], "w"))
+print(answer, end="")
+EOF
+}
+
+# outcome LINE EXPR: the Python expression EXPR over the exit of the answer
+# LINE (x), or its error as "CODE: MESSAGE" when it is one.
+outcome() {
+	json "$1" '"%s: %s" % (r["error"]["code"], r["error"]["message"])
+		if "error" in r else (lambda x: '"$2"')(r["exit"])'
+}
+
+# --- immediate HLT and jmp . ------------------------------------------------
+for mode in real protected paged long; do
+	if [ "$mode" = paged ] && [ -n "$PAGED_REASON" ]; then
+		continue
+	fi
+	r=$(send_lines "$(bytes_request 1 $mode f4)")
+	is "$(json "$r" 'r["exit"]["reason"], r["regs"]["rip"], r["stats"]["exits"]')" \
+		'["hlt", 1, 1]' "$mode: an image of one HLT halts at once: rip 1, one exit"
+	r=$(timed "$(bytes_request 1 $mode ebfe ',"timeout_ms":100')")
+	ms=$(cat "$test_dir/ms")
+	like "$(json "$r" '"%s %d" % (r["exit"]["reason"], r["regs"]["rip"])') $ms" \
+		'timeout 0 [1-4][0-9][0-9]' "$mode: jmp . is a timeout after 100 ms ($ms ms)"
+done
+r=$(timed "$(bytes_request 1 long ebfe ',"ring":3,"timeout_ms":100')")
+ms=$(cat "$test_dir/ms")
+like "$(outcome "$r" 'x["reason"]') $ms" 'timeout [1-4][0-9][0-9]' \
+	"long, ring 3: jmp . (native, without exits) is a timeout after 100 ms ($ms ms)"
+
+# --- exit storms: the timeout still fires on time ---------------------------
+# storm NAME MODE FIELDS DESCRIPTION: a run of NAME that exits without end
+# must end as timeout 200 ms in, answered within a second.
+storm() {
+	r=$(timed "$(run_request 1 "$GUESTS/$1.bin" "$2" ',"timeout_ms":200'"$3")")
+	ms=$(cat "$test_dir/ms")
+	exits=$(json "$r" 'r["stats"]["exits"]')
+	is "$(outcome "$r" 'x["reason"]')" timeout "$4: a timeout"
+	below "$ms" 1000 "$4: answered in $ms ms for timeout_ms 200"
+	below 100 "$exits" "$4: a storm indeed, $exits exits"
+}
+storm io-storm-real real ',"log_ports":[128]' "port I/O storm, real mode"
+storm io-storm-long long ',"log_ports":[128]' "port I/O storm, long mode"
+storm io-storm-long long ',"log_ports":[128],"ring":3' \
+	"port I/O storm at ring 3 (each access a #GP the engine carries out)"
+
+r=$(send_lines "$(run_request 1 "$GUESTS/mmio-storm-long.bin" long)")
+is "$(json "$r" 'r["exit"]["reason"], r["exit"]["address"], r["exit"]["is_write"],
+	r["exit"]["length"], r["stats"]["exits"]')" '["mmio", 268435456, false, 8, 1]' \
+	"an MMIO storm ends at its first access: the engine serves no MMIO"
+
+# --- faults -----------------------------------------------------------------
+r=$(send_lines "$(run_request 1 "$GUESTS/triple-fault-long.bin" long)")
+is "$(outcome "$r" 'x["reason"]')" shutdown "a triple fault in long mode: shutdown"
+
+# fetch NAME MODE: an instruction fetch from 0x80000000, past guest memory.
+fetch() {
+	r=$(send_lines "$(run_request 1 "$GUESTS/$1.bin" $2)")
+	diag "$2 mode, fetch from 0x80000000 on this host: $(json "$r" 'r.get("exit")')"
+	case $(outcome "$r" 'x["reason"]') in
+	mmio)
+		is "$(outcome "$r" '[x["address"], x["is_write"]]')" '[2147483648, false]' \
+			"$2: a fetch from unbacked memory: mmio at 0x80000000"
+		;;
+	internal_error)
+		is "$(outcome "$r" '[x["suberror"], len(x["data"]) > 0]')" '[1, true]' \
+			"$2: a fetch from unbacked memory: internal_error, with KVM's data"
+		;;
+	*)
+		not_ok "$2: a fetch from unbacked memory ends as mmio or internal_error"
+		diag "$r"
+		;;
+	esac
+}
+fetch fetch-unbacked-protected protected
+fetch fetch-unbacked-long long
+
+# store ADDRESS [FIELDS]: store-long writes 0x1122334455667788 at ADDRESS.
+store() {
+	send_lines "$(run_request 1 "$GUESTS/store-long.bin" long \
+		',"regs":{"rax":1234605616436508552,"rbx":'"$1"'}'"${2:-}")"
+}
+LAST=',"dump":[{"address":2097144,"length":8}]'
+clean=$(json "$(send_lines "$(bytes_request 1 long f4 "$LAST")")" 'r["dump"][0]["data"]')
+r=$(store 2097152 "$LAST")
+is "$(json "$r" 'r["exit"]["reason"], r["exit"]["address"], r["exit"]["is_write"],
+	r["exit"]["data"], r["dump"][0]["data"] == "'"$clean"'"')" \
+	'["mmio", 2097152, true, "iHdmVUQzIhE=", true]' \
+	"a store just past guest memory: mmio with its 8 bytes; memory's end is untouched"
+r=$(store 4294963200)
+is "$(outcome "$r" '[x["reason"], x["address"]]')" '["mmio", 4294963200]' \
+	"a store at the top of the identity map (0xfffff000): mmio"
+r=$(store 4294967296)
+is "$(outcome "$r" '[x["reason"], x["name"], x["cr2"]]')" \
+	'["exception", "#PF", 4294967296]' "a store past the identity map: #PF, cr2 0x100000000"
+r=$(store 2031616 ',"ring":3')
+is "$(outcome "$r" '[x["reason"], x["name"], x["error_code"], x["cr2"]]')" \
+	'["exception", "#PF", 7, 2031616]' \
+	"a ring-3 store into the engine's reserved area: #PF (user, write, present)"
+r=$(send_lines '{"id":1,"op":"stats"}')
+is "$(json "$r" 'r["ok"], r["stats"]["runs_in_flight"]')" '[true, 0]' \
+	"after the stores the daemon is intact and serving"
+
+# --- images at the limit, and one byte over ---------------------------------
+# The limit on an image is where it may go: all of memory in real mode, up to
+# the engine's reserved area in the others; and the line it travels in.
+image_of() {
+	head -c "$1" /dev/zero | "$PYTHON3" -c '
+import sys
+data = bytearray(sys.stdin.buffer.read())
+data[0] = 0xf4
+sys.stdout.buffer.write(data)' >"$test_dir/image"
+}
+image_of 65536
+r=$(send_lines "$(run_request 1 "$test_dir/image" real ',"memory_size":65536')")
+is "$(outcome "$r" 'x["reason"]')" hlt \
+	"real mode: an image of exactly memory_size (64 KiB) runs"
+image_of 65537
+r=$(send_lines "$(run_request 1 "$test_dir/image" real ',"memory_size":65536')")
+like "$(outcome "$r" 'x')" \
+	'bad_request: image: 0x0..0x10001 lies outside guest memory 0x0..0x10000*' \
+	"real mode: one byte more is a bad_request naming both ranges"
+image_of 65536
+r=$(send_lines "$(run_request 1 "$test_dir/image" protected ',"memory_size":131072')")
+is "$(outcome "$r" 'x["reason"]')" hlt \
+	"protected mode, 128 KiB: an image up to the reserved area at 0x10000 runs"
+image_of 65537
+r=$(send_lines "$(run_request 1 "$test_dir/image" protected ',"memory_size":131072')")
+like "$(outcome "$r" 'x')" \
+	"bad_request: image: 0x0..0x10001 overlaps the engine's reserved area 0x10000..*" \
+	"protected mode: one byte more is a bad_request naming the reserved area"
+
+# line_of SIZE: a run request line of SIZE bytes, padded through its id.
+line_of() {
+	"$PYTHON3" - "$1" "$(bytes_request '"ID"' real f4)" <<'EOF'
+import sys
+size, line = int(sys.argv[1]), sys.argv[2]
+print(line.replace('"ID"', '"' + "x" * (size - len(line) + 2) + '"'))
+EOF
+}
+line=$(line_of $MAX_LINE)
+is "$(outcome "$(send_lines "$line")" 'x["reason"]') ${#line}" "hlt $MAX_LINE" \
+	"a request line of exactly --max-line ($MAX_LINE bytes) runs"
+line=$(line_of $((MAX_LINE + 1)))
+r=$(send_lines "$line" '{"id":2,"op":"ping"}')
+is "$(printf '%s\n' "$r" | wc -l) $(outcome "$(printf '%s\n' "$r" | head -n 1)" 'x')" \
+	"1 too_large: request line longer than $MAX_LINE bytes (--max-line)" \
+	"one byte more is too_large, and the connection is closed"
+
+# --- registers --------------------------------------------------------------
+# Values KVM would refuse or the CPU cannot start with are bad_request naming
+# the register, never internal.
+refused() {
+	r=$(send_lines "$(bytes_request 1 "$1" f4 ',"regs":{'"$2"'}')")
+	like "$(outcome "$r" 'x')" "bad_request: $3" "$4"
+}
+refused long '"rflags":0' 'regs.rflags: 0x0 *' "rflags 0 (bit 1 clear)"
+refused protected '"rflags":131074' 'regs.rflags: 0x20002 *' "rflags with VM set"
+refused long '"rflags":32770' 'regs.rflags: 0x8002 *' "rflags with a reserved bit"
+refused long '"rflags":18446744073709551615' 'regs.rflags: *' "rflags all ones"
+refused long '"rip":140737488355328' 'regs.rip: 0x800000000000 is not a canonical*' \
+	"a non-canonical rip"
+refused real '"rip":65536' 'regs.rip: 0x10000 does not fit*' "a real-mode rip past 0xffff"
+refused protected '"rip":4294967296' 'regs.rip: 0x100000000 is past 4 GiB*' \
+	"a 32-bit rip past 4 GiB"
+r=$(send_lines "$(bytes_request 1 real f4 ',"load_address":65536')")
+like "$(outcome "$r" 'x')" 'bad_request: load_address: 0x10000 does not fit*' \
+	"a real-mode load_address past 0xffff (the initial IP) is named as such"
+
+# Values KVM takes that make the guest fault at once: a run, not an error.
+r=$(send_lines "$(bytes_request 1 long 50f4 ',"regs":{"rsp":140737488355328}')")
+is "$(outcome "$r" 'x["reason"]')" shutdown \
+	"a non-canonical rsp is taken; the push faults, undeliverably: shutdown"
+r=$(send_lines "$(bytes_request 1 protected 9090f4 ',"regs":{"rflags":258}')")
+is "$(outcome "$r" '[x["reason"], x["name"], x["rip"]]')" '["exception", "#DB", 1]' \
+	"TF in rflags: a #DB after the first instruction"
+
+# --- endings the engine does not expect -------------------------------------
+# int3 at ring 0 is beyond this host's instruction emulator (internal_error);
+# on hardware it is a #BP exception.
+r=$(send_lines "$(bytes_request 1 protected ccf4)")
+diag "int3 at ring 0 on this host: $(json "$r" 'r.get("exit")')"
+case $(outcome "$r" 'x["reason"]') in
+internal_error | exception)
+	ok "int3 at ring 0 ends as $(outcome "$r" 'x["reason"]'), a result not an error"
+	;;
+*)
+	not_ok "int3 at ring 0 ends as internal_error or exception"
+	diag "$r"
+	;;
+esac
+
+# Forty runs of each abnormal ending in one write: every VM is torn down.
+set --
+for i in $(seq 1 40); do
+	set -- "$@" "$(bytes_request $i protected ccf4)" \
+		"$(run_request $i "$GUESTS/triple-fault-long.bin" long)" \
+		"$(run_request $i "$GUESTS/fetch-unbacked-long.bin" long)" \
+		"$(run_request $i "$GUESTS/mmio-storm-long.bin" long)" \
+		"$(bytes_request $i long 0f0b)" \
+		"$(bytes_request $i real ebfe ',"timeout_ms":1')"
+done
+r=$(send_lines "$@" | "$PYTHON3" -c '
+import collections, json, sys
+answers = [json.loads(l) for l in sys.stdin]
+reasons = collections.Counter(a["exit"]["reason"] for a in answers if "exit" in a)
+print(len(answers), sum(reasons.values()), sorted(reasons.items()))')
+diag "240 abnormal endings: ${r#* * }"
+like "$r" "240 240 *('mmio', 40)*('shutdown', 40)*('timeout', 40)*" \
+	"240 runs that end abnormally each get a result, none an error"
+is "$(settle_fds "$base")" "$base" "after them the daemon holds its $base descriptors"
+is "$(proc_status Threads)" "$threads" "and its $threads threads"
+
+# --- isolation --------------------------------------------------------------
+# A guest fills its memory with a secret; the next run on the same worker,
+# dumping that memory, must see zeros only.
+r=$(send_lines "$(run_request 1 "$GUESTS/secret-long.bin" long ',"ring":3,
+	"dump":[{"address":4096,"length":8},{"address":2031608,"length":8}]')")
+is "$(json "$r" 'r["exit"]["reason"], r["dump"][0]["data"], r["dump"][1]["data"]')" \
+	'["hlt", "wl7nwl7nwl4=", "wl7nwl7nwl4="]' \
+	"the first run wrote its secret from 0x1000 to 0x1f0000"
+# zeros_to END: the exit reason and the distinct byte values of a run's
+# dump from 1 (after its one-byte image) to END.
+zeros_to() {
+	"$PYTHON3" -c '
+import base64, json, sys
+r = json.loads(sys.stdin.read())
+seen = set(base64.b64decode(r["dump"][0]["data"])[1:int(sys.argv[1])])
+print(r["exit"]["reason"], sorted(seen))
+' "$1"
+}
+DUMP_ALL=',"dump":[{"address":0,"length":2097152}]'
+is "$(send_lines "$(bytes_request 2 long f4 "$DUMP_ALL")" | zeros_to 2031616)" "hlt [0]" \
+	"long mode: the next run sees zeros everywhere below the reserved area"
+is "$(send_lines "$(bytes_request 2 real f4 "$DUMP_ALL")" | zeros_to 2097152)" "hlt [0]" \
+	"real mode: the next run sees zeros in all 2 MiB"
+
+done_testing
