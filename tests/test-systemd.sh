@@ -47,7 +47,9 @@ is "$?" 0 "kvmrund.service names the configured sbindir"
 dest="$test_dir/dest"
 if make -s -C "$TOP_BUILDDIR" install-systemdsystemunitDATA DESTDIR="$dest" \
 	>"$test_dir/install.out" 2>&1; then
-	unitdir=$(sed -n 's/^systemdsystemunitdir = //p' "$TOP_BUILDDIR/Makefile")
+	# The Makefile's value may name $(prefix) (distcheck): let make expand it.
+	unitdir=$(make -s --no-print-directory -C "$TOP_BUILDDIR" \
+		--eval='print-unitdir: ; @echo $(systemdsystemunitdir)' print-unitdir)
 	if [ -f "$dest$unitdir/kvmrund.socket" ] && [ -f "$dest$unitdir/kvmrund.service" ]; then
 		ok "make install DESTDIR= puts the units in $unitdir"
 	else
