@@ -176,24 +176,7 @@ stop_daemon() {
 # closes with requests unread (after an overlong line).  SEND_TIMEOUT
 # (seconds, default 60) bounds the wait.
 send_lines() {
-	"$PYTHON3" -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(float(sys.argv[1]))
-s.connect(sys.argv[2])
-s.sendall("".join(line + "\n" for line in sys.argv[3:]).encode())
-s.shutdown(socket.SHUT_WR)
-answer = b""
-while True:
-    try:
-        data = s.recv(1 << 16)
-    except ConnectionResetError:
-        break
-    if not data:
-        break
-    answer += data
-sys.stdout.write(answer.decode())
-' "${SEND_TIMEOUT:-60}" "$SOCK" "$@"
+	printf '%s\n' "$@" | send_raw
 }
 
 # json LINE EXPR: prints the Python expression EXPR (which may span lines)
