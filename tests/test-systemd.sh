@@ -48,7 +48,8 @@ dest="$test_dir/dest"
 if make -s -C "$TOP_BUILDDIR" install-systemdsystemunitDATA DESTDIR="$dest" \
 	>"$test_dir/install.out" 2>&1; then
 	# The Makefile's value may name $(prefix) (distcheck): let make expand it.
-	unitdir=$(make -s --no-print-directory -C "$TOP_BUILDDIR" \
+	# MAKEFLAGS from make check would have it print directories too.
+	unitdir=$(MAKEFLAGS= MAKELEVEL= make -s --no-print-directory -C "$TOP_BUILDDIR" \
 		--eval='print-unitdir: ; @echo $(systemdsystemunitdir)' print-unitdir)
 	if [ -f "$dest$unitdir/kvmrund.socket" ] && [ -f "$dest$unitdir/kvmrund.service" ]; then
 		ok "make install DESTDIR= puts the units in $unitdir"
