@@ -55,6 +55,9 @@
 #define SANITIZER_RUNTIME false
 #endif
 
+/* Lists a request may carry: each entry costs parsing on the event loop. */
+#define MAX_LIST_ENTRIES 4096u
+
 /* A run's console and io log live in the worker until the answer is sent. */
 #define MAX_OUTPUT_BOUND (64u << 20)
 #define SIZE_TEXT_MAX 24 /* "18446744073709551615" and a unit */
@@ -87,6 +90,10 @@ enum {
 	OPT_VERSION,
 	OPT_MAX_CONSOLE,
 	OPT_MAX_IO_LOG,
+	OPT_MAX_REGIONS,
+	OPT_MAX_DUMPS,
+	OPT_MAX_DUMP_BYTES,
+	OPT_MAX_LOG_PORTS,
 	OPT_NO_SECCOMP,
 	OPT_SECCOMP_SELFTEST,
 	OPT_ALLOW_UID,
@@ -107,6 +114,10 @@ static const struct option long_options[] = {
 	{ "read-timeout-ms", required_argument, NULL, OPT_READ_TIMEOUT_MS },
 	{ "max-console", required_argument, NULL, OPT_MAX_CONSOLE },
 	{ "max-io-log", required_argument, NULL, OPT_MAX_IO_LOG },
+	{ "max-regions", required_argument, NULL, OPT_MAX_REGIONS },
+	{ "max-dumps", required_argument, NULL, OPT_MAX_DUMPS },
+	{ "max-dump-bytes", required_argument, NULL, OPT_MAX_DUMP_BYTES },
+	{ "max-log-ports", required_argument, NULL, OPT_MAX_LOG_PORTS },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "seccomp-selftest", no_argument, NULL, OPT_SECCOMP_SELFTEST },
 	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
@@ -237,6 +248,15 @@ usage(FILE *out)
 		     "  --allow-group GROUP\n\tonly members of this group (gid or "
 		     "name; primary or supplementary)\n\tand the --allow-uid users "
 		     "may connect; repeatable\n");
+	fprintf(out,
+		"  --max-regions N\n\tentries in a request's regions (default %zu)\n"
+		"  --max-dumps N\n\tentries in a request's dump (default %zu)\n"
+		"  --max-dump-bytes BYTES\n\tdump lengths of one request together "
+		"(default %s)\n"
+		"  --max-log-ports N\n\tentries in a request's log_ports (default %zu)\n",
+		def.server.limits.max_regions, def.server.limits.max_dumps,
+		size_text(def.server.limits.max_dump_bytes, text, sizeof(text)),
+		def.server.limits.max_log_ports);
 	fprintf(out, "  --no-seccomp\n\tdo not install the seccomp filter (for "
 		     "debuggers and valgrind)\n"
 		     "  --seccomp-selftest\n\tinstall the filter, make a forbidden "
@@ -424,6 +444,21 @@ option_set(struct options *opt, int c, const char *arg)
 	case OPT_MAX_IO_LOG:
 		rc = option_number(name, arg, false, 1, MAX_OUTPUT_BOUND, &n);
 		cfg->limits.max_io_log = (size_t)n;
+		return rc;
+	case OPT_MAX_REGIONS:
+		rc = option_number(name, arg, false, 0, MAX_LIST_ENTRIES, &n);
+		cfg->limits.max_regions = (size_t)n;
+		return rc;
+	case OPT_MAX_DUMPS:
+		rc = option_number(name, arg, false, 0, MAX_LIST_ENTRIES, &n);
+		cfg->limits.max_dumps = (size_t)n;
+		return rc;
+	case OPT_MAX_DUMP_BYTES:
+		return option_number(name, arg, true, 1, MAX_OUTPUT_BOUND,
+				     &cfg->limits.max_dump_bytes);
+	case OPT_MAX_LOG_PORTS:
+		rc = option_number(name, arg, false, 0, MAX_LIST_ENTRIES, &n);
+		cfg->limits.max_log_ports = (size_t)n;
 		return rc;
 	case OPT_NO_SECCOMP:
 		opt->seccomp = false;

@@ -102,12 +102,12 @@ missing(struct kvmrun_error *err, const char *path, const char *key)
 /* An array of at most MAX entries. */
 static int
 get_list(struct parse *p, struct json_object *val, const char *path, size_t max,
-	 size_t *count)
+	 const char *option, size_t *count)
 {
 	if (jutil_array(val, path, count, p->err) < 0)
 		return -1;
 	if (*count > max)
-		return too_large(p->err, path, *count, " entries", max, NULL);
+		return too_large(p->err, path, *count, " entries", max, option);
 	return 0;
 }
 
@@ -200,7 +200,7 @@ parse_regions(struct parse *p, struct json_object *val)
 	struct kvmrun_spec *spec = &p->req->spec;
 	size_t count;
 
-	if (get_list(p, val, "regions", p->limits->max_regions, &count) < 0)
+	if (get_list(p, val, "regions", p->limits->max_regions, "--max-regions", &count) < 0)
 		return -1;
 	if (count == 0)
 		return 0;
@@ -310,7 +310,8 @@ parse_log_ports(struct parse *p, struct json_object *val)
 	struct kvmrun_spec *spec = &p->req->spec;
 	size_t count;
 
-	if (get_list(p, val, "log_ports", p->limits->max_log_ports, &count) < 0)
+	if (get_list(p, val, "log_ports", p->limits->max_log_ports, "--max-log-ports",
+		     &count) < 0)
 		return -1;
 	if (count == 0)
 		return 0;
@@ -338,7 +339,7 @@ parse_dump(struct parse *p, struct json_object *val)
 	uint64_t total = 0;
 	size_t count;
 
-	if (get_list(p, val, "dump", p->limits->max_dumps, &count) < 0)
+	if (get_list(p, val, "dump", p->limits->max_dumps, "--max-dumps", &count) < 0)
 		return -1;
 	if (count == 0)
 		return 0;
@@ -362,7 +363,7 @@ parse_dump(struct parse *p, struct json_object *val)
 			return jutil_fail(
 				p->err, KVMRUN_ERR_TOO_LARGE, "dump",
 				"the lengths add up to more than the limit of %" PRIu64
-				" bytes",
+				" bytes (--max-dump-bytes)",
 				p->limits->max_dump_bytes);
 		total += range->length;
 	}

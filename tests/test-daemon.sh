@@ -416,4 +416,25 @@ else
 	skip "socket activation" "systemd-socket-activate not found"
 fi
 
+
+# --- the request-size limits each have a flag the error names ------------
+start_daemon --max-regions 1 --max-dumps 1 --max-dump-bytes 8 --max-log-ports 1
+img=$(base64 -w0 <"$GUESTS/hello-real.bin")
+for case in \
+	'regions:--max-regions:"regions":[{"address":4096,"data":"AA=="},{"address":8192,"data":"AA=="}]' \
+	'dump:--max-dumps:"dump":[{"address":0,"length":1},{"address":8,"length":1}]' \
+	'dump:--max-dump-bytes:"dump":[{"address":0,"length":9}]' \
+	'log_ports:--max-log-ports:"log_ports":[128,129]'; do
+	field=${case%%:*}
+	rest=${case#*:}
+	option=${rest%%:*}
+	fields=${rest#*:}
+	r=$(send_lines "{\"id\":1,\"image\":\"$img\",$fields}")
+	like "$(json "$r" 'r["error"]["code"] + " " + r["error"]["message"]')" \
+		"too_large $field*($option)*" "$option: a request past it is too_large naming it"
+done
+r=$(send_lines "{\"id\":2,\"image\":\"$img\",\"log_ports\":[128],\"dump\":[{\"address\":1024,\"length\":8}]}")
+is "$(json "$r" 'r["exit"]["reason"]')" hlt "a request at those limits runs"
+stop_daemon
+
 done_testing
