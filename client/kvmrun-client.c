@@ -45,6 +45,7 @@ enum client_exit {
 	CLIENT_EXIT_USAGE = 2,
 	CLIENT_EXIT_DAEMON = 3,
 	CLIENT_EXIT_UNREACHABLE = 4,
+	CLIENT_EXIT_UNAVAILABLE = 5, /* the daemon has no usable KVM */
 };
 
 enum client_command {
@@ -197,7 +198,9 @@ static const char client_usage_text[] =
 	"  1  the guest ended another way (exception, io, mmio, timeout...)\n"
 	"  2  usage error, unreadable file or unusable ELF image\n"
 	"  3  the daemon answered with an error\n"
-	"  4  the daemon could not be reached, or its answer was lost or unreadable\n";
+	"  4  the daemon could not be reached, or its answer was lost or unreadable\n"
+	"  5  the daemon has no usable /dev/kvm (error unavailable): this host\n"
+	"     cannot run guests until KVM works there\n";
 
 static const char *
 client_option_name(int opt)
@@ -863,7 +866,9 @@ client_unexpected(const struct client *c, const struct proto_response *resp)
 {
 	if (resp->kind == PROTO_RESPONSE_ERROR) {
 		client_daemon_error(&resp->error);
-		return CLIENT_EXIT_DAEMON;
+		/* Scripts can tell "this host cannot run guests" from a bad request. */
+		return resp->error.code == KVMRUN_ERR_UNAVAILABLE ? CLIENT_EXIT_UNAVAILABLE
+								  : CLIENT_EXIT_DAEMON;
 	}
 	client_error("%s: answer of the wrong kind for %s", c->socket_path,
 		     client_command_names[c->command]);

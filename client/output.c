@@ -281,9 +281,20 @@ output_result(const struct output *out, const struct kvmrun_result *result)
 void
 output_ping(const struct output *out, const struct proto_response *resp)
 {
-	fprintf(out->fp, "kvmrund %s, protocol %d, KVM API %d\n",
+	const struct proto_kvm_status *kvm = &resp->kvm;
+
+	fprintf(out->fp, "kvmrund %s, protocol %d, ",
 		resp->version != NULL ? resp->version : "(unknown version)",
-		resp->protocol, resp->kvm_api);
+		resp->protocol);
+	if (!kvm->available) {
+		fprintf(out->fp, "KVM unavailable: %s\n", kvm->reason);
+		return;
+	}
+	fprintf(out->fp, "KVM API %d, modes", kvm->api_version);
+	for (int i = 0; i < KVMRUN_MODE_COUNT; i++)
+		if (kvm->mode_supported[i])
+			fprintf(out->fp, " %s", kvmrun_mode_names[i]);
+	fputc('\n', out->fp);
 }
 
 /* "NAME COUNT" for each non-zero count in COUNTS, after their sum. */

@@ -168,8 +168,8 @@ job_prepare_wanted(const struct job_worker *w)
 	const struct job_pool *pool = w->pool;
 
 	/* A waiting run should not wait for a second prepared VM. */
-	return w->prepared_count < pool->prepared_max && !w->prepare_failed &&
-	       !pool->stopping &&
+	return pool->host != NULL && w->prepared_count < pool->prepared_max &&
+	       !w->prepare_failed && !pool->stopping &&
 	       (pool->queue_head == NULL || w->prepared_count == 0) &&
 	       pool->memory + pool->prepared_memory + JOB_PREPARED_MEMORY <=
 		       pool->max_memory;
@@ -180,13 +180,14 @@ static void
 job_prepare_one(struct job_worker *w)
 {
 	struct job_pool *pool = w->pool;
+	struct kvmrun_host *host = pool->host;
 	struct kvmrun_error err;
 	struct kvmrun_vm *vm;
 	int rc;
 
 	pool->prepared_memory += JOB_PREPARED_MEMORY;
 	job_unlock(pool);
-	rc = vm_create(pool->host, JOB_PREPARED_MEMORY, &vm, &err);
+	rc = vm_create(host, JOB_PREPARED_MEMORY, &vm, &err);
 	if (rc < 0)
 		log_warnx("job",
 			  "cannot make a VM ahead (retried after the next run): %s",
@@ -256,8 +257,10 @@ job_vm_get(struct job_worker *w, uint64_t memory, struct kvmrun_vm **vmp,
 	   struct kvmrun_error *err)
 {
 	struct job_pool *pool = w->pool;
+	struct kvmrun_host *host;
 
 	job_lock(pool);
+	host = pool->host;
 	if (memory == JOB_PREPARED_MEMORY && w->prepared_count > 0) {
 		*vmp = w->prepared[--w->prepared_count];
 		/* Its memory counts as the run's from now on. */
@@ -270,7 +273,7 @@ job_vm_get(struct job_worker *w, uint64_t memory, struct kvmrun_vm **vmp,
 	if (job_over_budget(pool))
 		job_wake_all(pool);
 	job_unlock(pool);
-	return vm_create(pool->host, memory, vmp, err);
+	return vm_create(host, memory, vmp, err);
 }
 
 /* The bulk output of RESULT in bytes: console, io log and dumps. */
@@ -539,6 +542,15 @@ out_free_workers:
 	free(pool->workers);
 	free(pool);
 	return rc;
+}
+
+void
+job_pool_set_host(struct job_pool *pool, struct kvmrun_host *host)
+{
+	job_lock(pool);
+	pool->host = host;
+	job_wake_all(pool);
+	job_unlock(pool);
 }
 
 void

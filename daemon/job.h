@@ -64,11 +64,18 @@ struct job_pool_config {
  * Each worker keeps up to CFG->prepared VMs of JOB_PREPARED_MEMORY made on
  * its own thread, for runs of that size; other runs get a VM made on demand.
  * Prepared VMs are made only while they fit CFG->max_memory next to the runs
- * queued and running, and given up when a run needs the room.
+ * queued and running, and given up when a run needs the room.  HOST may be
+ * NULL: no VM is made before job_pool_set_host.
  */
 int job_pool_create(struct kvmrun_host *host, const struct job_pool_config *cfg,
 		    void (*notify)(void *arg), void *arg, struct job_pool **poolp,
 		    struct kvmrun_error *err);
+
+/*
+ * HOST, NULL at creation when the daemon started without KVM, is what the
+ * workers make VMs on from now on (they start making VMs ahead on it).
+ */
+void job_pool_set_host(struct job_pool *pool, struct kvmrun_host *host);
 
 /*
  * Stops taking jobs, lets the queued and running ones finish and joins the

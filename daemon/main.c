@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "host.h"
 #include "kvmrun-proto.h"
 #include "job.h"
 #include "listen.h"
@@ -553,17 +554,22 @@ static void
 log_settings(const struct options *opt, const struct listen_socket *lsock,
 	     const struct kvmrun_host *host)
 {
+	char kvm[SIZE_TEXT_MAX + 16];
 	const struct server_config *cfg = &opt->server;
 	char line[SIZE_TEXT_MAX], memory[SIZE_TEXT_MAX], total[SIZE_TEXT_MAX],
 		output[SIZE_TEXT_MAX];
 
+	if (host != NULL)
+		snprintf(kvm, sizeof(kvm), "kvm api %d", vm_host_api_version(host));
+	else
+		snprintf(kvm, sizeof(kvm), "no kvm");
 	log_info("main",
-		 "kvmrund %s on %s%s: kvm api %d, %u workers, prepared-vms %u, "
+		 "kvmrund %s on %s%s: %s, %u workers, prepared-vms %u, "
 		 "queue %zu, max-connections %" PRIu64 ", max-line %s, max-memory %s, "
 		 "max-total-memory %s, max-timeout-ms %" PRIu32 ", max-output %s, "
 		 "read-timeout-ms %" PRIu32,
 		 PACKAGE_VERSION, lsock->path,
-		 lsock->activated ? " (from systemd)" : "", vm_host_api_version(host),
+		 lsock->activated ? " (from systemd)" : "", kvm,
 		 cfg->workers, cfg->prepared_vms, cfg->queue, cfg->max_connections,
 		 size_text(cfg->limits.max_line, line, sizeof(line)),
 		 size_text(cfg->limits.max_memory, memory, sizeof(memory)),
@@ -586,7 +592,7 @@ int
 main(int argc, char **argv)
 {
 	struct options opt;
-	struct kvmrun_host *host;
+	struct host_watch *hosts;
 	struct listen_socket lsock;
 	struct server *server;
 	struct kvmrun_error err;
@@ -607,8 +613,9 @@ main(int argc, char **argv)
 		goto out_free_options;
 	}
 
-	if (vm_host_open(opt.kvm_path, &host, &err) < 0) {
-		log_errx("main", "%s", err.message);
+	/* Without KVM the daemon serves all the same and says why runs fail. */
+	if (host_watch_create(opt.kvm_path, &hosts) < 0) {
+		log_errx("main", "no memory to start");
 		goto out_free_options;
 	}
 	if (listen_open(opt.socket_path, opt.socket_mode, &lsock, &err) < 0) {
@@ -617,13 +624,14 @@ main(int argc, char **argv)
 	}
 	opt.server.socket_path = lsock.path;
 	opt.server.watchdog_usec = listen_watchdog_usec();
-	if (server_create(&opt.server, host, lsock.fd, &server, &err) < 0) {
+	if (server_create(&opt.server, hosts, lsock.fd, &server, &err) < 0) {
 		log_errx("main", "%s", err.message);
 		goto out_close_socket;
 	}
-	log_settings(&opt, &lsock, host);
+	log_settings(&opt, &lsock, host_watch_current(hosts));
 	/* Last: everything opened, every worker started, under the filter. */
-	if (opt.seccomp && sandbox_enter(&err) < 0) {
+	if (opt.seccomp &&
+	    sandbox_enter(host_watch_current(hosts) == NULL, &err) < 0) {
 		log_errx("main", "%s", err.message);
 		goto out_destroy_server;
 	}
@@ -639,7 +647,7 @@ main(int argc, char **argv)
 
 	server_destroy(server);
 	listen_close(&lsock);
-	vm_host_close(host);
+	host_watch_destroy(hosts);
 	options_free(&opt);
 	log_info("main", "stopped");
 	return EXIT_SUCCESS;
@@ -649,7 +657,7 @@ out_destroy_server:
 out_close_socket:
 	listen_close(&lsock);
 out_close_host:
-	vm_host_close(host);
+	host_watch_destroy(hosts);
 out_free_options:
 	options_free(&opt);
 	return EXIT_FAILURE;

@@ -5,6 +5,7 @@
  * reason when their answer is made, for the stats op.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,7 +17,8 @@
 struct request_handler {
 	struct proto_limits limits;
 	uint64_t max_total_memory;
-	struct kvmrun_host *host;
+	struct host_watch *hosts;
+	struct kvmrun_host *pool_host; /* the host the pool was given */
 	struct job_pool *pool;
 	struct timespec started;
 	struct proto_stats counters; /* runs, errors and connections only */
@@ -34,7 +36,7 @@ request_now(void)
 
 int
 request_handler_create(const struct proto_limits *limits, uint64_t max_total_memory,
-		       struct kvmrun_host *host, struct job_pool *pool,
+		       struct host_watch *hosts, struct job_pool *pool,
 		       struct request_handler **handlerp)
 {
 	struct request_handler *h;
@@ -44,7 +46,8 @@ request_handler_create(const struct proto_limits *limits, uint64_t max_total_mem
 		return -ENOMEM;
 	h->limits = *limits;
 	h->max_total_memory = max_total_memory;
-	h->host = host;
+	h->hosts = hosts;
+	h->pool_host = host_watch_current(hosts);
 	h->pool = pool;
 	h->started = request_now();
 	*handlerp = h;
@@ -89,16 +92,46 @@ request_stats(struct request_handler *h, const char *id_json, size_t *lengthp)
 	return proto_format_stats(id_json, &stats, lengthp);
 }
 
+static char *
+request_ping(struct request_handler *h, const char *id_json, size_t *lengthp)
+{
+	struct kvmrun_host *host = host_watch_get(h->hosts);
+	struct proto_kvm_status kvm;
+
+	memset(&kvm, 0, sizeof(kvm));
+	kvm.available = host != NULL;
+	if (host == NULL) {
+		snprintf(kvm.reason, sizeof(kvm.reason), "%s",
+			 host_watch_reason(h->hosts));
+	} else {
+		kvm.api_version = vm_host_api_version(host);
+		for (int mode = 0; mode < KVMRUN_MODE_COUNT; mode++)
+			kvm.mode_supported[mode] =
+				vm_host_mode_unsupported(host, mode) == NULL;
+	}
+	return proto_format_ping(id_json, PACKAGE_VERSION, &kvm, lengthp);
+}
+
 /* Checks the run in REQ and queues it; on failure ERR says why. */
 static int
 request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
 	       struct proto_request *req, struct kvmrun_error *err)
 {
+	struct kvmrun_host *host = host_watch_get(h->hosts);
 	struct job_pool_state state;
 	int rc;
 
-	if (vm_check_spec(h->host, &req->spec, err) < 0)
+	/* A bad request is bad on any host: say so before saying there is none. */
+	if (vm_check_spec(host, &req->spec, err) < 0)
 		return -EINVAL;
+	if (host == NULL)
+		return kvmrun_error_set(err, KVMRUN_ERR_UNAVAILABLE,
+					"no usable KVM on this host: %s",
+					host_watch_reason(h->hosts));
+	if (host != h->pool_host) {
+		job_pool_set_host(h->pool, host);
+		h->pool_host = host;
+	}
 	/* Only this thread adds to the budget, so it cannot shrink under us. */
 	job_pool_state(h->pool, &state);
 	if (req->spec.memory_size > h->max_total_memory - state.memory)
@@ -144,8 +177,7 @@ request_handle_line(struct request_handler *h, uint64_t client, uint64_t sequenc
 	}
 	switch (req.op) {
 	case KVMRUN_OP_PING:
-		answer = proto_format_ping(req.id_json, PACKAGE_VERSION,
-					   vm_host_api_version(h->host), lengthp);
+		answer = request_ping(h, req.id_json, lengthp);
 		break;
 	case KVMRUN_OP_STATS:
 		answer = request_stats(h, req.id_json, lengthp);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "kvmrun-proto.h"
+#include "host.h"
 #include "job.h"
 #include "vm.h"
 
@@ -21,10 +22,11 @@ struct request_handler;
 
 /*
  * LIMITS are checked on every line; MAX_TOTAL_MEMORY bounds the memory_size
- * of all runs queued and running together (--max-total-memory).
+ * of all runs queued and running together (--max-total-memory).  Runs go to
+ * the host HOSTS gives, or are answered unavailable while it has none.
  */
 int request_handler_create(const struct proto_limits *limits, uint64_t max_total_memory,
-			   struct kvmrun_host *host, struct job_pool *pool,
+			   struct host_watch *hosts, struct job_pool *pool,
 			   struct request_handler **handlerp);
 void request_handler_destroy(struct request_handler *h);
 

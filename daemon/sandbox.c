@@ -2,11 +2,13 @@
  * The seccomp filter kvmrund runs under once it serves: the system calls of
  * the event loop, the workers and the engine, socket() for AF_UNIX only (for
  * sd_notify), and ioctl() for the KVM requests the engine issues and the
- * terminal query stdio makes; opening files fails with EACCES.  Anything
+ * terminal query stdio makes; opening files fails with EACCES (but for
+ * /dev/kvm's flags while the daemon waits for KVM).  Anything
  * else kills the process: a daemon
  * that runs untrusted guests does not go on after doing what it never does.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -56,8 +58,30 @@ seccomp_error(struct kvmrun_error *err, int rc, const char *what)
 	return rc;
 }
 
+/*
+ * open() fails with EACCES; openat() too, except, with MAY_OPEN_KVM, for the
+ * flags the engine opens /dev/kvm with.  Under the systemd unit the device
+ * policy and the read-only file system narrow that further.
+ */
+static int
+sandbox_open_rules(scmp_filter_ctx ctx, bool may_open_kvm)
+{
+	const scmp_datum_t kvm_flags = O_RDWR | O_CLOEXEC;
+	int rc;
+
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0)) < 0)
+		return rc;
+	if (!may_open_kvm)
+		return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				   SCMP_A2(SCMP_CMP_EQ, kvm_flags))) < 0)
+		return rc;
+	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 1,
+				SCMP_A2(SCMP_CMP_NE, kvm_flags));
+}
+
 int
-sandbox_enter(struct kvmrun_error *err)
+sandbox_enter(bool may_open_kvm, struct kvmrun_error *err)
 {
 	scmp_filter_ctx ctx;
 	int rc;
@@ -89,8 +113,7 @@ sandbox_enter(struct kvmrun_error *err)
 	 * /sys/devices/system/cpu/online when a thread first needs an arena,
 	 * and copes when it cannot.
 	 */
-	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0)) < 0 ||
-	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0)) < 0) {
+	if ((rc = sandbox_open_rules(ctx, may_open_kvm)) < 0) {
 		seccomp_error(err, rc, "open rule");
 		goto out_release;
 	}
@@ -111,7 +134,7 @@ sandbox_selftest(struct kvmrun_error *err)
 {
 	int fd, rc;
 
-	if ((rc = sandbox_enter(err)) < 0)
+	if ((rc = sandbox_enter(false, err)) < 0)
 		return rc;
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd >= 0)

@@ -6,10 +6,17 @@
 #ifndef KVMRUN_SANDBOX_H
 #define KVMRUN_SANDBOX_H
 
+#include <stdbool.h>
+
 #include "kvmrun-run.h"
 
-/* Installs the filter on every thread of the process. */
-int sandbox_enter(struct kvmrun_error *err);
+/*
+ * Installs the filter on every thread of the process.  With MAY_OPEN_KVM
+ * (a daemon still waiting for KVM), opening a file read-write and
+ * close-on-exec, as the engine opens /dev/kvm, stays allowed; any other open
+ * fails with EACCES.
+ */
+int sandbox_enter(bool may_open_kvm, struct kvmrun_error *err);
 
 /*
  * Enters the sandbox, then makes a call it forbids (socket(AF_INET)); the

@@ -828,7 +828,7 @@ server_watchers_stop(struct server *s)
 }
 
 int
-server_create(const struct server_config *cfg, struct kvmrun_host *host, int listen_fd,
+server_create(const struct server_config *cfg, struct host_watch *hosts, int listen_fd,
 	      struct server **serverp, struct kvmrun_error *err)
 {
 	struct job_pool_config pool_cfg;
@@ -867,10 +867,10 @@ server_create(const struct server_config *cfg, struct kvmrun_host *host, int lis
 		.prepared = cfg->prepared_vms,
 		.max_memory = cfg->max_total_memory,
 	};
-	rc = job_pool_create(host, &pool_cfg, server_notify, s, &s->pool, err);
+	rc = job_pool_create(host_watch_current(hosts), &pool_cfg, server_notify, s, &s->pool, err);
 	if (rc < 0)
 		goto out_stop_watchers;
-	rc = request_handler_create(&cfg->limits, cfg->max_total_memory, host, s->pool,
+	rc = request_handler_create(&cfg->limits, cfg->max_total_memory, hosts, s->pool,
 				    &s->requests);
 	if (rc < 0) {
 		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,

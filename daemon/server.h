@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #include "kvmrun-proto.h"
-#include "vm.h"
+#include "host.h"
 
 struct server;
 
@@ -37,7 +37,7 @@ struct server_config {
  * Sets up the loop on the listening socket LISTEN_FD (not owned) and starts
  * the workers.  -errno and ERR on failure.
  */
-int server_create(const struct server_config *cfg, struct kvmrun_host *host,
+int server_create(const struct server_config *cfg, struct host_watch *hosts,
 		  int listen_fd, struct server **serverp, struct kvmrun_error *err);
 
 /*

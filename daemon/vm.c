@@ -319,7 +319,7 @@ vm_check_spec(const struct kvmrun_host *host, const struct kvmrun_spec *spec,
 	if (spec->mode >= KVMRUN_MODE_COUNT)
 		return kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST, "mode: unknown mode %d",
 					(int)spec->mode);
-	if (host->mode_unsupported[spec->mode])
+	if (host != NULL && host->mode_unsupported[spec->mode])
 		return kvmrun_error_set(err, KVMRUN_ERR_UNSUPPORTED, "%s",
 					host->mode_reason[spec->mode]);
 	if (spec->ring != 0 && spec->ring != 3)

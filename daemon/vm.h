@@ -41,6 +41,7 @@ const char *vm_host_mode_unsupported(const struct kvmrun_host *host, enum kvmrun
  * Checks SPEC against the engine's rules and this host without creating
  * anything: mode supported, ring valid, memory size, image, regions and dumps
  * inside guest memory and clear of the engine's reserved area, registers.
+ * With HOST NULL, only the rules that hold on every host (not the mode).
  */
 int vm_check_spec(const struct kvmrun_host *host, const struct kvmrun_spec *spec,
 		  struct kvmrun_error *err);

@@ -14,7 +14,7 @@
 
 #include "kvmrun-run.h"
 
-#define KVMRUN_PROTOCOL_VERSION 2
+#define KVMRUN_PROTOCOL_VERSION 3
 #define KVMRUN_DEFAULT_SOCKET "/run/kvmrun/kvmrun.sock"
 
 enum kvmrun_op {
@@ -92,6 +92,14 @@ struct proto_stats {
 	uint64_t memory_in_use;		/* bytes of guest memory reserved by runs */
 };
 
+/* Whether the daemon can run guests, as ping reports it. */
+struct proto_kvm_status {
+	bool available;
+	int api_version;			   /* when available */
+	bool mode_supported[KVMRUN_MODE_COUNT];	   /* when available */
+	char reason[KVMRUN_ERROR_MESSAGE_MAX];	   /* when not available */
+};
+
 /*
  * Response lines, each ending in '\n' and holding no other newline.  They
  * return a malloc'ed string (length in *LENGTH) or NULL when out of memory.
@@ -99,7 +107,8 @@ struct proto_stats {
 char *proto_format_result(const char *id_json, const struct kvmrun_result *result,
 			  size_t *length);
 char *proto_format_error(const char *id_json, const struct kvmrun_error *err, size_t *length);
-char *proto_format_ping(const char *id_json, const char *version, int kvm_api, size_t *length);
+char *proto_format_ping(const char *id_json, const char *version,
+			const struct proto_kvm_status *kvm, size_t *length);
 char *proto_format_stats(const char *id_json, const struct proto_stats *stats, size_t *length);
 
 /* The client's side: a request line from a spec (payloads encoded here). */
@@ -121,7 +130,7 @@ struct proto_response {
 	struct kvmrun_error error;	/* ERROR */
 	char *version;			/* PING */
 	int protocol;			/* PING */
-	int kvm_api;			/* PING */
+	struct proto_kvm_status kvm;	/* PING */
 	struct proto_stats stats;	/* STATS */
 };
 

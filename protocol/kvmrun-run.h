@@ -65,6 +65,7 @@ enum kvmrun_errcode {
 	KVMRUN_ERR_UNSUPPORTED,
 	KVMRUN_ERR_INTERNAL,
 	KVMRUN_ERR_FORBIDDEN, /* the peer is in neither --allow-uid nor --allow-group */
+	KVMRUN_ERR_UNAVAILABLE, /* the daemon has no usable /dev/kvm right now */
 	KVMRUN_ERR_COUNT
 };
 

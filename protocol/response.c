@@ -431,8 +431,35 @@ proto_format_error(const char *id_json, const struct kvmrun_error *err, size_t *
 	return jutil_line(root, failed, length);
 }
 
+/* The "kvm" object of a ping: available with the API and modes, or why not. */
+static struct json_object *
+new_kvm_status(const struct proto_kvm_status *kvm, bool *failed)
+{
+	struct json_object *obj = json_object_new_object();
+	struct json_object *modes;
+	bool exact;
+
+	jutil_add(obj, "available", json_object_new_boolean(kvm->available), failed);
+	if (!kvm->available) {
+		jutil_add(obj, "reason",
+			  new_text((const uint8_t *)kvm->reason,
+				   strnlen(kvm->reason, sizeof(kvm->reason)), &exact),
+			  failed);
+		return obj;
+	}
+	jutil_add(obj, "api_version", json_object_new_int(kvm->api_version), failed);
+	modes = json_object_new_array();
+	for (int i = 0; i < KVMRUN_MODE_COUNT; i++)
+		if (kvm->mode_supported[i])
+			jutil_append(modes, json_object_new_string(kvmrun_mode_names[i]),
+				     failed);
+	jutil_add(obj, "modes", modes, failed);
+	return obj;
+}
+
 char *
-proto_format_ping(const char *id_json, const char *version, int kvm_api, size_t *length)
+proto_format_ping(const char *id_json, const char *version,
+		  const struct proto_kvm_status *kvm, size_t *length)
 {
 	struct json_object *root = jutil_new_message(id_json, false);
 	bool failed = false;
@@ -441,7 +468,13 @@ proto_format_ping(const char *id_json, const char *version, int kvm_api, size_t 
 	jutil_add(root, "version", json_object_new_string(version), &failed);
 	jutil_add(root, "protocol", json_object_new_int(KVMRUN_PROTOCOL_VERSION),
 		  &failed);
-	jutil_add(root, "kvm_api", json_object_new_int(kvm_api), &failed);
+	/* Kept from protocol 2 for older readers; null without KVM. */
+	if (kvm->available)
+		jutil_add(root, "kvm_api", json_object_new_int(kvm->api_version),
+			  &failed);
+	else if (root == NULL || json_object_object_add(root, "kvm_api", NULL) != 0)
+		failed = true;
+	jutil_add(root, "kvm", new_kvm_status(kvm, &failed), &failed);
 	return jutil_line(root, failed, length);
 }
 
@@ -876,6 +909,47 @@ get_error(struct json_object *root, struct kvmrun_error *error,
 }
 
 static int
+get_kvm_status(struct json_object *root, struct proto_kvm_status *kvm,
+	       struct kvmrun_error *err)
+{
+	char sub[JUTIL_PATH_MAX], path[JUTIL_PATH_MAX];
+	struct json_object *obj, *val;
+	const char *text;
+	size_t length, count;
+	uint64_t v;
+
+	memset(kvm, 0, sizeof(*kvm));
+	if (get_object(root, "", "kvm", path, &obj, err) < 0 ||
+	    get_member(obj, path, "available", sub, &val, err) < 0 ||
+	    jutil_bool(val, sub, &kvm->available, err) < 0)
+		return -1;
+	if (!kvm->available) {
+		if (get_member(obj, path, "reason", sub, &val, err) < 0 ||
+		    jutil_string(val, sub, &text, &length, err) < 0)
+			return -1;
+		snprintf(kvm->reason, sizeof(kvm->reason), "%.*s", (int)length, text);
+		return 0;
+	}
+	if (get_member(obj, path, "api_version", sub, &val, err) < 0 ||
+	    jutil_uint(val, sub, INT_MAX, &v, err) < 0 ||
+	    get_member(obj, path, "modes", sub, &val, err) < 0 ||
+	    jutil_array(val, sub, &count, err) < 0)
+		return -1;
+	kvm->api_version = (int)v;
+	for (size_t i = 0; i < count; i++) {
+		char item[JUTIL_PATH_MAX];
+		int mode;
+
+		snprintf(item, sizeof(item), "kvm.modes[%zu]", i);
+		if (jutil_enum(json_object_array_get_idx(val, i), item, "mode",
+			       kvmrun_mode_names, KVMRUN_MODE_COUNT, &mode, err) < 0)
+			return -1;
+		kvm->mode_supported[mode] = true;
+	}
+	return 0;
+}
+
+static int
 get_ping(struct json_object *root, struct proto_response *resp,
 	 struct kvmrun_error *err)
 {
@@ -895,11 +969,7 @@ get_ping(struct json_object *root, struct proto_response *resp,
 	    jutil_uint(val, sub, INT_MAX, &v, err) < 0)
 		return -1;
 	resp->protocol = (int)v;
-	if (get_member(root, "", "kvm_api", sub, &val, err) < 0 ||
-	    jutil_uint(val, sub, INT_MAX, &v, err) < 0)
-		return -1;
-	resp->kvm_api = (int)v;
-	return 0;
+	return get_kvm_status(root, &resp->kvm, err);
 }
 
 static int

@@ -25,7 +25,7 @@ const char *const kvmrun_seg_names[KVMRUN_SEG_COUNT] = {
 
 const char *const kvmrun_errcode_names[KVMRUN_ERR_COUNT] = {
 	"ok", "bad_request", "too_large", "busy", "unsupported", "internal",
-	"forbidden",
+	"forbidden", "unavailable",
 };
 
 const char *const kvmrun_exit_reason_names[KVMRUN_EXIT_REASON_COUNT] = {

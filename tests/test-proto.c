@@ -1359,6 +1359,7 @@ test_errors(void)
 static void
 test_ping_stats(void)
 {
+	struct proto_kvm_status kvm;
 	struct proto_response resp;
 	struct proto_stats stats;
 	struct kvmrun_error err;
@@ -1366,17 +1367,44 @@ test_ping_stats(void)
 	char *line;
 	int rc, same = 1;
 
-	line = proto_format_ping("1", "0.1.0", 12, &length);
+	memset(&kvm, 0, sizeof(kvm));
+	kvm.available = true;
+	kvm.api_version = 12;
+	kvm.mode_supported[KVMRUN_MODE_REAL] = true;
+	kvm.mode_supported[KVMRUN_MODE_LONG] = true;
+	line = proto_format_ping("1", "0.1.0", &kvm, &length);
 	tap_ok(line != NULL && one_line(line, length) &&
 		       strcmp(line, "{\"id\":1,\"ok\":true,\"version\":\"0.1.0\","
-				    "\"protocol\":2,"
-				    "\"kvm_api\":12}\n") == 0,
-	       "ping is formatted as documented");
+				    "\"protocol\":3,\"kvm_api\":12,\"kvm\":{"
+				    "\"available\":true,\"api_version\":12,"
+				    "\"modes\":[\"real\",\"long\"]}}\n") == 0,
+	       "ping with KVM is formatted as documented");
 	rc = proto_response_parse(line, length - 1, &resp, &err);
 	tap_ok(rc == 0 && resp.kind == PROTO_RESPONSE_PING &&
-		       strcmp(resp.version, "0.1.0") == 0 && resp.protocol == 2 &&
-		       resp.kvm_api == 12 && strcmp(resp.id_json, "1") == 0,
-	       "ping reads back");
+		       strcmp(resp.version, "0.1.0") == 0 && resp.protocol == 3 &&
+		       resp.kvm.available && resp.kvm.api_version == 12 &&
+		       resp.kvm.mode_supported[KVMRUN_MODE_REAL] &&
+		       !resp.kvm.mode_supported[KVMRUN_MODE_PROTECTED] &&
+		       !resp.kvm.mode_supported[KVMRUN_MODE_PAGED] &&
+		       resp.kvm.mode_supported[KVMRUN_MODE_LONG] &&
+		       strcmp(resp.id_json, "1") == 0,
+	       "ping with KVM reads back");
+	proto_response_free(&resp);
+	free(line);
+
+	memset(&kvm, 0, sizeof(kvm));
+	snprintf(kvm.reason, sizeof(kvm.reason), "/dev/kvm: No such file or directory");
+	line = proto_format_ping("2", "0.1.0", &kvm, &length);
+	tap_ok(line != NULL && one_line(line, length) &&
+		       strcmp(line, "{\"id\":2,\"ok\":true,\"version\":\"0.1.0\","
+				    "\"protocol\":3,\"kvm_api\":null,\"kvm\":{"
+				    "\"available\":false,\"reason\":"
+				    "\"/dev/kvm: No such file or directory\"}}\n") == 0,
+	       "ping without KVM is formatted as documented");
+	rc = line != NULL ? proto_response_parse(line, length - 1, &resp, &err) : -1;
+	tap_ok(rc == 0 && resp.kind == PROTO_RESPONSE_PING && !resp.kvm.available &&
+		       strcmp(resp.kvm.reason, kvm.reason) == 0,
+	       "ping without KVM reads back with the reason");
 	proto_response_free(&resp);
 	free(line);
 
@@ -1400,7 +1428,8 @@ test_ping_stats(void)
 		       strstr(line, "\"errors\":{\"bad_request\":201,\"too_large\":202,"
 				    "\"busy\":203,"
 				    "\"unsupported\":204,\"internal\":205,"
-				    "\"forbidden\":206},\"runs_in_flight\":1,") != NULL &&
+				    "\"forbidden\":206,\"unavailable\":207},"
+				    "\"runs_in_flight\":1,") != NULL &&
 		       strstr(line, "\"memory_in_use\":18446744073709551615}}\n") !=
 			       NULL,
 	       "stats are formatted as documented");
@@ -1456,6 +1485,18 @@ test_response_parse(void)
 		{ "{'id':1,'ok':true,'version':'1','protocol':1,'kvm_api':12,'version':"
 		  "'2'}",
 		  "duplicate key \"version\"" },
+		{ "{'id':1,'ok':true,'version':'1','protocol':3,'kvm_api':12}",
+		  "kvm: missing" },
+		{ "{'id':1,'ok':true,'version':'1','protocol':3,'kvm':{'available':false}}",
+		  "kvm.reason: missing" },
+		{ "{'id':1,'ok':true,'version':'1','protocol':3,'kvm':{'available':true,"
+		  "'api_version':12,'modes':['warp']}}",
+		  "kvm.modes[0]: unknown mode \"warp\"" },
+		{ "{'id':1,'ok':true,'version':'1','protocol':3,'kvm':{'available':1}}",
+		  "kvm.available: expected a boolean" },
+		{ "{'id':1,'ok':true,'version':'1','protocol':1,'kvm_api':12,'version':"
+		  "'2'}",
+		  "duplicate key \"version\"" },
 		{ "{'id':1,'ok':true} x", "unexpected bytes after the JSON text" },
 	};
 	struct proto_response resp;
@@ -1477,7 +1518,7 @@ test_response_parse(void)
 
 	text = quote(
 		"{'future':[1,{'x':2}],'id':'p','ok':true,'version':'9','protocol':1,"
-		"'kvm_api':12,'extra':null}");
+		"'kvm_api':12,'kvm':{'available':false,'reason':'r'},'extra':null}");
 	rc = proto_response_parse(text, strlen(text), &resp, &err);
 	tap_ok(rc == 0 && resp.kind == PROTO_RESPONSE_PING &&
 		       strcmp(resp.version, "9") == 0,
@@ -1521,6 +1562,7 @@ test_id_pipeline(void)
 		"{'a':[true,false,null,1.5,'\\u00e9']}",
 		"null",
 	};
+	static const struct proto_kvm_status no_kvm = { .reason = "none" };
 
 	for (size_t i = 0; i < NELEM(ids); i++) {
 		struct proto_request req;
@@ -1533,7 +1575,7 @@ test_id_pipeline(void)
 
 		snprintf(text, sizeof(text), "{'id':%s,'op':'ping'}", ids[i]);
 		rc = parse(text, &req, &err);
-		line = rc == 0 ? proto_format_ping(req.id_json, "v", 12, &length)
+		line = rc == 0 ? proto_format_ping(req.id_json, "v", &no_kvm, &length)
 			       : NULL;
 		rc = line != NULL ? proto_response_parse(line, length - 1, &resp, &err)
 				  : -1;
