@@ -362,3 +362,13 @@ while True:
     time.sleep(0.02)
 EOF
 }
+
+# TIME_SCALE: what a time bound in a test is multiplied by, so bounds meant
+# for a plain build do not flake under valgrind or a sanitizer build.
+if [ -n "${KVMRUND_WRAPPER:-}" ]; then
+	TIME_SCALE=20
+elif [ -n "$(sed -n 's/^SANITIZER_CFLAGS = *//p' "$TOP_BUILDDIR/Makefile" 2>/dev/null)" ]; then
+	TIME_SCALE=5
+else
+	TIME_SCALE=1
+fi
