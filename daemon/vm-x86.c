@@ -410,33 +410,42 @@ set_fpu_state(int vcpu_fd, const struct kvmrun_spec *spec, const struct vm_x86_h
 	return 0;
 }
 
-/* kvm_pvm, for one, quietly drops CR0.PG outside long mode: catch it here. */
+/*
+ * kvm_pvm, for one, quietly drops CR0.PG outside long mode: that alone is a
+ * mode this host does not offer (unsupported).  Any other register KVM did
+ * not keep is the engine's failure, and says so (internal).
+ */
 static int
 check_sregs_kept(int vcpu_fd, const struct kvmrun_spec *spec, const struct kvm_sregs *want,
 		 struct kvmrun_error *err)
 {
+	const uint64_t cr0_bits = CR0_PE | CR0_PG, cr4_bits = CR4_PAE | CR4_PSE;
 	struct kvm_sregs got;
+	bool only_pg_dropped;
 
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &got) < 0)
 		return ioctl_error(err, "KVM_GET_SREGS");
-	if ((got.cr0 & (CR0_PE | CR0_PG)) != (want->cr0 & (CR0_PE | CR0_PG)) ||
-	    (got.cr4 & (CR4_PAE | CR4_PSE)) != (want->cr4 & (CR4_PAE | CR4_PSE)) ||
-	    (got.efer & EFER_LMA) != (want->efer & EFER_LMA)) {
-		kvmrun_error_set(err, KVMRUN_ERR_UNSUPPORTED,
-			"mode %s: this host's KVM does not keep the control registers the "
-			"mode needs (asked cr0=0x%llx cr4=0x%llx efer=0x%llx, kept cr0=0x%llx "
-			"cr4=0x%llx efer=0x%llx)%s",
-			kvmrun_mode_names[spec->mode], (unsigned long long)want->cr0,
-			(unsigned long long)want->cr4, (unsigned long long)want->efer,
-			(unsigned long long)got.cr0, (unsigned long long)got.cr4,
-			(unsigned long long)got.efer,
-			spec->mode == KVMRUN_MODE_PAGED
-				? "; legacy 32-bit paging is unavailable (nested kvm_pvm pages "
-				  "only in long mode): use mode long"
+	if ((got.cr0 & cr0_bits) == (want->cr0 & cr0_bits) &&
+	    (got.cr4 & cr4_bits) == (want->cr4 & cr4_bits) &&
+	    (got.efer & EFER_LMA) == (want->efer & EFER_LMA))
+		return 0;
+	only_pg_dropped = spec->mode == KVMRUN_MODE_PAGED && (want->cr0 & CR0_PG) &&
+			  (got.cr0 & cr0_bits) == (want->cr0 & cr0_bits & ~CR0_PG) &&
+			  (got.cr4 & cr4_bits) == (want->cr4 & cr4_bits) &&
+			  (got.efer & EFER_LMA) == (want->efer & EFER_LMA);
+	kvmrun_error_set(err, only_pg_dropped ? KVMRUN_ERR_UNSUPPORTED : KVMRUN_ERR_INTERNAL,
+		"mode %s: this host's KVM does not keep the control registers the "
+		"mode needs (asked cr0=0x%llx cr4=0x%llx efer=0x%llx, kept cr0=0x%llx "
+		"cr4=0x%llx efer=0x%llx)%s",
+		kvmrun_mode_names[spec->mode], (unsigned long long)want->cr0,
+		(unsigned long long)want->cr4, (unsigned long long)want->efer,
+		(unsigned long long)got.cr0, (unsigned long long)got.cr4,
+		(unsigned long long)got.efer,
+		only_pg_dropped ? "; it dropped CR0.PG: legacy 32-bit paging is "
+				  "unavailable (nested kvm_pvm pages only in long mode): "
+				  "use mode long"
 				: "");
-		return -EOPNOTSUPP;
-	}
-	return 0;
+	return only_pg_dropped ? -EOPNOTSUPP : -EIO;
 }
 
 static int

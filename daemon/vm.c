@@ -160,9 +160,10 @@ host_install_kick(struct kvmrun_error *err)
 }
 
 /*
- * Runs a lone HLT in each mode, so a mode this host cannot do (legacy
- * paging under kvm_pvm) is refused up front with the reason, not with an
- * obscure failure later.
+ * Runs a lone HLT in each mode.  Legacy paging on a host whose KVM drops
+ * CR0.PG (kvm_pvm) is the one mode a host may lack: it is refused up front
+ * with the reason.  Any other probe that does not halt is the engine failing
+ * on this host, and opening the host fails with what the probe saw.
  */
 static int
 host_probe_modes(struct kvmrun_host *host, struct kvmrun_error *err)
@@ -173,6 +174,7 @@ host_probe_modes(struct kvmrun_host *host, struct kvmrun_error *err)
 		struct kvmrun_spec spec;
 		struct kvmrun_result result;
 		struct kvmrun_error probe_err;
+		enum kvmrun_exit_reason reason;
 		int rc;
 
 		kvmrun_spec_init(&spec);
@@ -181,24 +183,27 @@ host_probe_modes(struct kvmrun_host *host, struct kvmrun_error *err)
 		spec.image.length = 1;
 		kvmrun_result_init(&result);
 		rc = vm_run_fresh(host, &spec, &result, &probe_err);
-		if (rc < 0 && probe_err.code != KVMRUN_ERR_UNSUPPORTED) {
-			kvmrun_error_set(err, probe_err.code, "probing %s mode: %s",
-					 kvmrun_mode_names[mode], probe_err.message);
-			kvmrun_result_free(&result);
-			return rc;
-		}
-		if (rc < 0) {
+		reason = result.exit.reason;
+		kvmrun_result_free(&result);
+		if (rc < 0 && mode == KVMRUN_MODE_PAGED &&
+		    probe_err.code == KVMRUN_ERR_UNSUPPORTED) {
 			host->mode_unsupported[mode] = true;
 			snprintf(host->mode_reason[mode], VM_UNSUPPORTED_MAX, "%s",
 				 probe_err.message);
-		} else if (result.exit.reason != KVMRUN_EXIT_HLT) {
-			host->mode_unsupported[mode] = true;
-			snprintf(host->mode_reason[mode], VM_UNSUPPORTED_MAX,
-				 "mode %s: a probe guest (a lone HLT) ended with %s on this "
-				 "host instead of halting", kvmrun_mode_names[mode],
-				 kvmrun_exit_reason_names[result.exit.reason]);
+			continue;
 		}
-		kvmrun_result_free(&result);
+		if (rc < 0) {
+			kvmrun_error_set(err, probe_err.code, "probing %s mode: %s",
+					 kvmrun_mode_names[mode], probe_err.message);
+			return rc;
+		}
+		if (reason != KVMRUN_EXIT_HLT) {
+			kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,
+				"probing %s mode: a lone HLT ended with %s instead of "
+				"halting; the engine does not work on this host",
+				kvmrun_mode_names[mode], kvmrun_exit_reason_names[reason]);
+			return -EIO;
+		}
 	}
 	return 0;
 }
