@@ -1204,7 +1204,19 @@ test_results(void)
 	};
 	struct kvmrun_result result;
 	struct kvmrun_exit *exit = &result.exit;
-	const char *const no_parts[] = { NULL };
+	static const char *const io_in_parts[] = {
+		"\"exit\":{\"reason\":\"io\",\"port\":1016,\"size\":1,\"count\":3,"
+		"\"direction\":\"in\",\"data\":\"\"}",
+		NULL
+	};
+	static const char *const insn15_parts[] = {
+		"\"instruction\":\"ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab\"}", NULL
+	};
+	static const char *const no_insn_parts[] = {
+		"\"exit\":{\"reason\":\"internal_error\",\"suberror\":1,\"data\":[]}", NULL
+	};
+	char plain_exit[64];
+	const char *const plain_parts[] = { plain_exit, NULL };
 
 	fill_result(&result);
 	check_result("hlt", &result, hlt_parts);
@@ -1212,7 +1224,10 @@ test_results(void)
 	for (size_t i = 0; i < NELEM(plain); i++) {
 		fill_result(&result);
 		exit->reason = plain[i];
-		check_result(kvmrun_exit_reason_names[plain[i]], &result, no_parts);
+		/* Nothing but the reason: no field of another exit leaks in. */
+		snprintf(plain_exit, sizeof(plain_exit), "\"exit\":{\"reason\":\"%s\"}",
+			 kvmrun_exit_reason_names[plain[i]]);
+		check_result(kvmrun_exit_reason_names[plain[i]], &result, plain_parts);
 	}
 
 	fill_result(&result);
@@ -1225,7 +1240,7 @@ test_results(void)
 	check_result("io out", &result, io_parts);
 	exit->u.io.is_in = true;
 	exit->u.io.data_length = 0;
-	check_result("io in", &result, no_parts);
+	check_result("io in", &result, io_in_parts);
 
 	fill_result(&result);
 	exit->reason = KVMRUN_EXIT_MMIO;
@@ -1246,10 +1261,10 @@ test_results(void)
 	check_result("internal_error", &result, internal_parts);
 	exit->u.internal.insn_length = KVMRUN_INSN_BYTES_MAX;
 	memset(exit->u.internal.insn, 0xab, KVMRUN_INSN_BYTES_MAX);
-	check_result("internal_error, 15 instruction bytes", &result, no_parts);
+	check_result("internal_error, 15 instruction bytes", &result, insn15_parts);
 	exit->u.internal.insn_length = 0;
 	exit->u.internal.data_count = 0;
-	check_result("internal_error, no instruction", &result, no_parts);
+	check_result("internal_error, no instruction", &result, no_insn_parts);
 
 	fill_result(&result);
 	exit->reason = KVMRUN_EXIT_EXCEPTION;
