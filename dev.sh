@@ -76,8 +76,24 @@ kvm_status() {
 	if out=$("$build/tests/kvmrun-once" --quiet "$build/tests/guests/hello-real.bin" 2>&1); then
 		echo "/dev/kvm: usable (a real-mode guest ran and halted)"
 	else
-		echo "/dev/kvm: NOT usable, KVM tests were skipped: ${out:-no answer}"
+		echo "/dev/kvm: NOT usable here: ${out:-no answer}"
 	fi
+}
+
+# Explains, after a ping that found no KVM (its answer in $1), why the demo
+# cannot run guests on this machine and what would fix it.
+explain_no_kvm() {
+	cat >&2 <<EOT
+
+kvmrun cannot run guests on this machine: it has no usable /dev/kvm.
+The daemon started and answers (see the ping above), but every run is
+answered 'unavailable'. The daemon's reason: ${1#*KVM unavailable: }
+To fix: load the KVM module for this CPU (modprobe kvm_intel or kvm_amd),
+enable virtualization (VT-x/AMD-V) in the firmware, or, when this machine
+is itself a VM, enable nested virtualization for it; in a container, pass
+/dev/kvm in. The user running kvmrund needs read-write access to it (the
+kvm group). kvmrund probes again by itself: no restart is needed.
+EOT
 }
 
 # Globals, so the EXIT trap still sees them after demo returns.
@@ -85,7 +101,7 @@ demo_dir=
 demo_pid=
 
 demo() {
-	local dir sock mode rc status=0
+	local dir sock mode ping rc status=0
 	demo_dir=$(mktemp -d)
 	dir=$demo_dir
 	sock=$dir/kvmrun.sock
@@ -97,6 +113,19 @@ demo() {
 		[ -S "$sock" ] && "$build/kvmrun-client" --socket "$sock" ping >/dev/null 2>&1 && break
 		sleep 0.05
 	done
+	say "ping"
+	rc=0
+	ping=$("$build/kvmrun-client" --socket "$sock" ping) || rc=$?
+	echo "$ping"
+	if [ $rc -ne 0 ]; then
+		return $rc
+	fi
+	case $ping in
+	*"KVM unavailable: "*)
+		explain_no_kvm "$ping"
+		return 5
+		;;
+	esac
 	# A mode this host's KVM cannot do is answered unsupported (exit 3) with
 	# the reason, which is shown; any other failure fails the demo.
 	for mode in real protected paged long; do
@@ -113,20 +142,40 @@ demo() {
 	return $status
 }
 
-# record NAME LOG: keeps a test-suite.log for the summary.
+# record NAME DIR: keeps DIR's test-suite.log for the summary, with the
+# number of checks that skipped for want of KVM.
 record() {
 	mkdir -p "$results"
-	cp "$2" "$results/$1.log" 2>/dev/null || true
+	cp "$2/test-suite.log" "$results/$1.log" 2>/dev/null || true
+	echo "# KVM-SKIP: $(kvm_skips "$2")" >>"$results/$1.log"
 }
 
-# single NAME STATUS: a check that counts as one test (valgrind, fuzz, distcheck).
+# single NAME STATUS [SUITE-LOG]: a check that counts as one test (TSan,
+# valgrind, fuzz, distcheck).  With the test-suite.log of the tests it ran, a
+# stage whose tests all skipped is a SKIP, not a PASS.
 single() {
+	local pass
 	mkdir -p "$results"
-	if [ "$2" -eq 0 ]; then
+	if [ "$2" -ne 0 ]; then
+		printf '# PASS: 0\n# FAIL: 1\n' >"$results/$1.log"
+		return
+	fi
+	pass=1
+	if [ -n "${3:-}" ]; then
+		pass=$(sed -n 's/^# PASS: *//p' "$3" | head -n1)
+	fi
+	if [ "${pass:-0}" -gt 0 ]; then
 		printf '# PASS: 1\n# FAIL: 0\n' >"$results/$1.log"
 	else
-		printf '# PASS: 0\n# FAIL: 1\n' >"$results/$1.log"
+		printf '# PASS: 0\n# FAIL: 0\n# SKIP: 1\n' >"$results/$1.log"
+		echo "dev.sh: the $1 stage ran no test: every test in it skipped" >&2
 	fi
+}
+
+# kvm_skips DIR: how many checks the tests of the build in DIR skipped for
+# want of KVM (lib.sh and tap.h give those skips the reason "needs KVM").
+kvm_skips() {
+	cat "$1"/tests/*.log 2>/dev/null | grep -c '^\(ok .*\|1\.\.0\) # SKIP needs KVM' || true
 }
 
 # Seconds the fuzzer runs; a crash or a failed property fails the check.
@@ -139,14 +188,14 @@ check() {
 	say "make check"
 	rc=0
 	make -C "$build" -j"$jobs" check || rc=$?
-	record check "$build/test-suite.log"
+	record check "$build"
 	[ $rc -eq 0 ] || { status=1; cat "$build/test-suite.log" || true; }
 
 	say "make check under AddressSanitizer and UndefinedBehaviorSanitizer"
 	configure_in "$build_asan" --enable-sanitizers
 	rc=0
 	make -C "$build_asan" -j"$jobs" check || rc=$?
-	record asan "$build_asan/test-suite.log"
+	record asan "$build_asan"
 	[ $rc -eq 0 ] || { status=1; cat "$build_asan/test-suite.log" || true; }
 
 	# A race report stops the daemon, so the test that drove it fails.
@@ -155,7 +204,7 @@ check() {
 	rc=0
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 		make -C "$build_tsan" -j"$jobs" check TESTS='$(DAEMON_TESTS)' || rc=$?
-	single tsan $rc
+	single tsan $rc "$build_tsan/test-suite.log"
 	[ $rc -eq 0 ] || { status=1; cat "$build_tsan/test-suite.log" || true; }
 
 	# lib.sh's start_daemon runs kvmrund under the wrapper (without the
@@ -168,7 +217,7 @@ check() {
 	KVMRUND_WRAPPER="valgrind --error-exitcode=99 --leak-check=full \
 --errors-for-leak-kinds=definite --track-fds=yes --log-file=$build/valgrind/%p.log" \
 		make -C "$build" check TESTS=tests/test-daemon.sh || rc=$?
-	single valgrind $rc
+	single valgrind $rc "$build/test-suite.log"
 	[ $rc -eq 0 ] || { status=1; cat "$build/test-suite.log" "$build"/valgrind/*.log || true; }
 
 	# New inputs go to a scratch corpus; the seeds and the regressions
@@ -202,17 +251,24 @@ check() {
 }
 
 summary() {
-	local pass=0 fail=0 skip=0 f n
+	local pass=0 fail=0 skip=0 kvm_skip=0 f n
 	for f in "$results"/*.log; do
 		[ -f "$f" ] || continue
 		n=$(sed -n 's/^# PASS: *//p' "$f" | head -n1); pass=$((pass + ${n:-0}))
 		n=$(sed -n 's/^# XFAIL: *//p' "$f" | head -n1); pass=$((pass + ${n:-0}))
 		n=$(sed -n 's/^# SKIP: *//p' "$f" | head -n1); skip=$((skip + ${n:-0}))
+		n=$(sed -n 's/^# KVM-SKIP: *//p' "$f" | head -n1); kvm_skip=$((kvm_skip + ${n:-0}))
 		for key in FAIL XPASS ERROR; do
 			n=$(sed -n "s/^# $key: *//p" "$f" | head -n1); fail=$((fail + ${n:-0}))
 		done
 	done
 	kvm_status
+	if [ -e /dev/kvm ] && [ "$kvm_skip" -eq 0 ]; then
+		echo "KVM: present; no check skipped for want of it"
+	else
+		echo "KVM: ABSENT or unusable on this machine: $kvm_skip checks that run" \
+			"guests were skipped, so this is NOT a full run"
+	fi
 	echo "$pass passed, $fail failed, $skip skipped"
 }
 
