@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/printbuf.h>
+
 #include "json-util.h"
 #include "kvmrun-proto.h"
 
@@ -38,6 +40,9 @@ struct scan {
 	 */
 	bool late_failed;
 	struct kvmrun_error late;
+	/* The top-level "id" member's value as written (its first, if twice). */
+	const char *id_start;
+	const char *id_end;
 	struct scan_level level[JUTIL_MAX_DEPTH];
 	struct kvmrun_error *err;
 };
@@ -441,10 +446,52 @@ out:
 	return rc;
 }
 
+/* Whether the member being read is the top-level object's "id". */
+static bool
+scan_at_id(const struct scan *s)
+{
+	const struct scan_level *l = &s->level[0];
+	struct json_tokener *tok;
+	struct json_object *key;
+	bool is_id;
+
+	if (s->depth != 1 || !l->object || l->key == NULL || s->id_start != NULL)
+		return false;
+	if (memchr(l->key, '\\', l->key_length) == NULL)
+		return l->key_length == 2 && memcmp(l->key, "id", 2) == 0;
+	/* Spelled with escapes ("\u0069d"): json-c decodes it as the tree will. */
+	tok = json_tokener_new();
+	key = tok != NULL ? json_tokener_parse_ex(tok, l->key - 1, (int)l->key_length + 2)
+			  : NULL;
+	json_tokener_free(tok);
+	is_id = key != NULL && strcmp(json_object_get_string(key), "id") == 0;
+	json_object_put(key);
+	return is_id;
+}
+
+static int scan_one_value(struct scan *s);
+
 static int
 scan_value(struct scan *s)
 {
+	const char *start;
+	bool is_id;
+
 	scan_space(s);
+	is_id = scan_at_id(s);
+	start = s->p;
+	if (scan_one_value(s) < 0)
+		return -1;
+	if (is_id) {
+		s->id_start = start;
+		s->id_end = s->p;
+	}
+	return 0;
+}
+
+static int
+scan_one_value(struct scan *s)
+{
 	if (s->p == s->end)
 		return scan_unexpected(s);
 	if (++s->values > s->max_values)
@@ -497,7 +544,8 @@ static int
 build_tree(const char *text, size_t length, struct json_object **val,
 	   struct kvmrun_error *err)
 {
-	struct json_tokener *tok = json_tokener_new_ex(JUTIL_MAX_DEPTH);
+	/* json-c counts a scalar inside the deepest container as a level too. */
+	struct json_tokener *tok = json_tokener_new_ex(JUTIL_MAX_DEPTH + 1);
 	enum json_tokener_error jerr;
 
 	if (tok == NULL)
@@ -529,9 +577,48 @@ count_members(struct json_object *val)
 	return n;
 }
 
+/* TEXT..END as JSON without the whitespace between tokens (malloc'ed). */
+static char *
+compact_text(const char *text, const char *end)
+{
+	char *out = malloc((size_t)(end - text) + 1), *o = out;
+	bool in_string = false;
+
+	if (out == NULL)
+		return NULL;
+	for (const char *p = text; p < end; p++) {
+		if (in_string && *p == '\\') {
+			*o++ = *p++;
+		} else if (*p == '"') {
+			in_string = !in_string;
+		} else if (!in_string && strchr(" \t\r\n", *p) != NULL) {
+			continue;
+		}
+		*o++ = *p;
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * The scan read TEXT's top-level "id" as it is written; *ID_TEXT gets it
+ * (or "null" when there is none or no tree), NULL when out of memory.
+ */
+static void
+id_text_of(const struct scan *s, const struct json_object *tree, char **id_text)
+{
+	if (id_text == NULL)
+		return;
+	if (tree != NULL && s->id_start != NULL)
+		*id_text = compact_text(s->id_start, s->id_end);
+	else
+		*id_text = strdup("null");
+}
+
 /*
  * TEXT as one JSON value, an object when OBJECT.  Any other value must be
  * followed by a NUL, which json-c needs to end a top-level number or literal.
+ * With ID_TEXT, the top-level "id" as written (see jutil_read).
  *
  * Duplicate keys cost one comparison in the common case: json-c keeps one
  * member per key, so a tree with fewer members than the text has keys had a
@@ -539,7 +626,7 @@ count_members(struct json_object *val)
  */
 static int
 read_text(const char *text, size_t length, bool object, size_t max_values,
-	  struct json_object **val, struct kvmrun_error *err)
+	  struct json_object **val, char **id_text, struct kvmrun_error *err)
 {
 	struct scan s = {
 		.start = text,
@@ -548,35 +635,40 @@ read_text(const char *text, size_t length, bool object, size_t max_values,
 		.max_values = max_values,
 		.err = err,
 	};
+	int rc = -1;
 
 	*val = NULL;
-	if (length >= INT_MAX)
-		return kvmrun_error_set(
-			err, KVMRUN_ERR_TOO_LARGE,
-			"a line of %zu bytes is more than json-c can read", length);
-	if (scan_text(&s, object) < 0)
-		return -1;
-	if (build_tree(text, object ? length : length + 1, val, err) < 0)
-		return -1;
+	if (length >= INT_MAX) {
+		kvmrun_error_set(err, KVMRUN_ERR_TOO_LARGE,
+				 "a line of %zu bytes is more than json-c can read", length);
+		goto out;
+	}
+	if (scan_text(&s, object) < 0 ||
+	    build_tree(text, object ? length : length + 1, val, err) < 0)
+		goto out;
 	if (s.late_failed) {
 		*err = s.late;
-		return -1;
+		goto out;
 	}
-	if (count_members(*val) == s.members)
-		return 0;
+	if (count_members(*val) == s.members) {
+		rc = 0;
+		goto out;
+	}
 	s.p = text;
 	s.values = 0;
 	s.find_duplicate = true;
 	if (scan_text(&s, object) == 0)
 		kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST, "duplicate key");
-	return -1;
+out:
+	id_text_of(&s, *val, id_text);
+	return rc;
 }
 
 int
 jutil_read(const char *line, size_t length, size_t max_values,
-	   struct json_object **root, struct kvmrun_error *err)
+	   struct json_object **root, char **id_text, struct kvmrun_error *err)
 {
-	return read_text(line, length, true, max_values, root, err);
+	return read_text(line, length, true, max_values, root, id_text, err);
 }
 
 size_t
@@ -830,15 +922,6 @@ jutil_base64(struct json_object *val, const char *path, const char **text,
 	return 0;
 }
 
-char *
-jutil_id_text(struct json_object *val)
-{
-	const char *text = json_object_to_json_string_ext(
-		val, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-
-	return text != NULL ? strdup(text) : NULL;
-}
-
 void
 jutil_add(struct json_object *obj, const char *key, struct json_object *val,
 	  bool *failed)
@@ -876,16 +959,40 @@ jutil_new_base64(const uint8_t *data, size_t length)
 	return val;
 }
 
+/* Writes an id as the request spelled it, which json-c would not keep. */
+static int
+id_serializer(struct json_object *val, struct printbuf *pb, int level, int flags)
+{
+	const char *text = json_object_get_userdata(val);
+
+	(void)level;
+	(void)flags;
+	return printbuf_memappend(pb, text, (int)strlen(text));
+}
+
 struct json_object *
 jutil_new_message(const char *id_json, bool omit_null_id)
 {
 	struct json_object *root, *id = NULL;
 	struct kvmrun_error err;
+	char *spelling;
 
+	/*
+	 * An id the request spelled is valid JSON, though json-c may not hold
+	 * its value (an integer past 64 bits): it is written as spelled.
+	 */
 	if (id_json != NULL &&
-	    read_text(id_json, strlen(id_json), false, SIZE_MAX, &id, &err) < 0) {
-		json_object_put(id);
+	    read_text(id_json, strlen(id_json), false, SIZE_MAX, &id, NULL, &err) < 0 &&
+	    id == NULL)
 		return NULL;
+	if (id != NULL) {
+		spelling = strdup(id_json);
+		if (spelling == NULL) {
+			json_object_put(id);
+			return NULL;
+		}
+		json_object_set_serializer(id, id_serializer, spelling,
+					   json_object_free_userdata);
 	}
 	root = json_object_new_object();
 	if (root == NULL) {

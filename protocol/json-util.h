@@ -27,10 +27,13 @@
  * over a line of millions of tiny ones; too_large).  Returns 0 with *ROOT
  * set; -1 with *ROOT NULL when the line is not a JSON object; -1 with *ROOT
  * set when it is one but holds a duplicate key or an integer outside
- * -2^63..2^64-1, so the caller can still read its id.
+ * -2^63..2^64-1.  Either way *ID_TEXT (malloc'ed; NULL only when out of
+ * memory) is the top-level "id" as the line spells it, without whitespace
+ * (the first, when there are two), or "null" when the line has none or is no
+ * JSON object: an answer echoes an id's digits and escapes as they came.
  */
 int jutil_read(const char *line, size_t length, size_t max_values,
-	       struct json_object **root, struct kvmrun_error *err);
+	       struct json_object **root, char **id_text, struct kvmrun_error *err);
 
 /* Bytes of the valid UTF-8 sequence at P (1 to 4), or 0; LENGTH >= 1. */
 size_t jutil_utf8_length(const uint8_t *p, size_t length);
@@ -72,8 +75,6 @@ int jutil_enum(struct json_object *val, const char *path, const char *what,
 /* A base64 string, checked but not decoded; *DECODED is its decoded size. */
 int jutil_base64(struct json_object *val, const char *path, const char **text,
 		 size_t *length, size_t *decoded, struct kvmrun_error *err);
-/* VAL's JSON text (malloc'ed), as a response echoes it: "null" for null. */
-char *jutil_id_text(struct json_object *val);
 
 /*
  * Builders.  A NULL VAL (json-c out of memory), a NULL container or a failed

@@ -437,21 +437,21 @@ proto_request_parse(const char *line, size_t length, const struct proto_limits *
 		    struct proto_request *req, struct kvmrun_error *err)
 {
 	struct parse p = { .req = req, .limits = limits, .err = err };
-	struct json_object *root = NULL, *id = NULL;
+	struct json_object *root = NULL;
 	int rc;
 
 	memset(req, 0, sizeof(*req));
 	kvmrun_spec_init(&req->spec);
 	req->spec.console_max = limits->max_console;
 	req->spec.io_log_max = limits->max_io_log;
-	if (length > limits->max_line)
+	if (length > limits->max_line) {
 		rc = too_large(err, "request line", length, " bytes", limits->max_line,
 			       "--max-line");
-	else
-		rc = jutil_read(line, length, MAX_REQUEST_VALUES, &root, err);
-	if (root != NULL)
-		json_object_object_get_ex(root, "id", &id);
-	req->id_json = jutil_id_text(id);
+		req->id_json = strdup("null");
+	} else {
+		rc = jutil_read(line, length, MAX_REQUEST_VALUES, &root, &req->id_json,
+				err);
+	}
 	if (req->id_json == NULL) {
 		rc = kvmrun_error_set(err, KVMRUN_ERR_INTERNAL, "out of memory");
 		goto out;

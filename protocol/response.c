@@ -1027,15 +1027,12 @@ int
 proto_response_parse(const char *line, size_t length, struct proto_response *resp,
 		     struct kvmrun_error *err)
 {
-	struct json_object *root, *id = NULL;
+	struct json_object *root;
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
 	kvmrun_result_init(&resp->result);
-	rc = jutil_read(line, length, SIZE_MAX, &root, err);
-	if (root != NULL)
-		json_object_object_get_ex(root, "id", &id);
-	resp->id_json = jutil_id_text(id);
+	rc = jutil_read(line, length, SIZE_MAX, &root, &resp->id_json, err);
 	if (resp->id_json == NULL)
 		rc = kvmrun_error_set(err, KVMRUN_ERR_INTERNAL, "out of memory");
 	if (rc == 0)

@@ -765,6 +765,23 @@ test_syntax(void)
 		strcat(line, "]");
 	strcat(line, "}");
 	expect_good(line);
+	/* A scalar at the deepest level is within the limit too. */
+	strcpy(line, "{'op':'ping','id':");
+	for (int i = 0; i < 15; i++)
+		strcat(line, "[");
+	strcat(line, "1");
+	for (int i = 0; i < 15; i++)
+		strcat(line, "]");
+	strcat(line, "}");
+	expect_good(line);
+	strcpy(line, "{'op':'ping','id':{'a':");
+	for (int i = 0; i < 14; i++)
+		strcat(line, "[");
+	strcat(line, "'x'");
+	for (int i = 0; i < 14; i++)
+		strcat(line, "]");
+	strcat(line, "}}");
+	expect_good(line);
 	strcpy(line, "{'op':'ping','id':");
 	for (int i = 0; i < 16; i++)
 		strcat(line, "[");
@@ -788,13 +805,21 @@ expect_id(const char *id, const char *echo, const char *rest)
 {
 	struct proto_request req;
 	struct kvmrun_error err;
-	char line[512];
+	char line[512], want[512], *answer;
+	size_t length;
 	int rc;
 
 	snprintf(line, sizeof(line), "{'id':%s,%s}", id, rest);
 	rc = parse(line, &req, &err);
 	tap_ok(req.id_json != NULL && strcmp(req.id_json, echo) == 0,
 	       "id %s echoes (%s)", printable(id), rc == 0 ? "accepted" : err.message);
+	/* And the answer carries it as the request spelled it. */
+	snprintf(want, sizeof(want), "{\"id\":%s,", echo);
+	answer = req.id_json != NULL ? proto_format_error(req.id_json, &err, &length) : NULL;
+	if (!tap_ok(answer != NULL && strncmp(answer, want, strlen(want)) == 0,
+		    "id %s is written back as %s", printable(id), echo))
+		tap_diag("answer: %s", answer != NULL ? answer : "none");
+	free(answer);
 	proto_request_free(&req);
 }
 
@@ -808,6 +833,14 @@ test_ids(void)
 	expect_id("1", "1", "'op':'ping'");
 	expect_id("-5", "-5", "'op':'ping'");
 	expect_id("18446744073709551615", "18446744073709551615", "'op':'ping'");
+	/* Numbers keep their digits, even those json-c would clamp or drop. */
+	expect_id("18446744073709551616", "18446744073709551616", "'op':'ping'");
+	expect_id("-0", "-0", "'op':'ping'");
+	expect_id("2.50", "2.50", "'op':'ping'");
+	expect_id("[1 , 2.0,\t'a\\u00e9' ]", "[1,2.0,\"a\\u00e9\"]", "'op':'ping'");
+	/* Two ids are refused, as any duplicate key; the first is echoed. */
+	expect_id("7,'id':8", "7", "'op':'ping'");
+	expect_id("7", "7", "'\\u0069d':8,'op':'ping'");
 	expect_id("-9223372036854775808", "-9223372036854775808", "'op':'ping'");
 	expect_id("1.0", "1.0", "'op':'ping'");
 	expect_id("1e400", "1e400", "'op':'ping'");
