@@ -308,6 +308,9 @@ job_answer(struct job *job, struct kvmrun_result *result,
 		return;
 	}
 	done->result = *result;
+	done->reason = result->exit.reason;
+	done->exits = result->exits;
+	done->run_ns = result->run_ns;
 	kvmrun_result_init(result);
 	if (job_bulk(&done->result) < JOB_WORKER_FORMAT_MIN)
 		return;

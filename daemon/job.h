@@ -30,6 +30,10 @@ struct job_completion {
 	uint64_t sequence;
 	bool ok; /* RESULT, else ERROR */
 	char *id_json;
+	/* How the run ended, kept when RESULT is freed for a formatted LINE. */
+	enum kvmrun_exit_reason reason;
+	uint64_t exits;
+	uint64_t run_ns;
 	struct kvmrun_result result;
 	struct kvmrun_error error;
 	char *line; /* the answer already formatted, or NULL */

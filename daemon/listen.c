@@ -161,6 +161,36 @@ listen_clear_stale(const char *path, const struct sockaddr_un *sun,
 	return rc;
 }
 
+/* Opens the directory of lsock->path, by which the socket is removed later. */
+static int
+listen_open_dir(struct listen_socket *lsock, struct kvmrun_error *err)
+{
+	char *slash = strrchr(lsock->path, '/');
+	char *dir;
+
+	if (slash == NULL) {
+		dir = strdup(".");
+		lsock->name = lsock->path;
+	} else {
+		dir = slash == lsock->path ? strdup("/")
+					   : strndup(lsock->path, (size_t)(slash - lsock->path));
+		lsock->name = slash + 1;
+	}
+	if (dir == NULL) {
+		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL, "no memory");
+		return -ENOMEM;
+	}
+	lsock->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (lsock->dir_fd < 0) {
+		int rc = listen_errno(err, "cannot open the directory", dir);
+
+		free(dir);
+		return rc;
+	}
+	free(dir);
+	return 0;
+}
+
 static int
 listen_bind(const char *path, mode_t mode, struct listen_socket *lsock,
 	    struct kvmrun_error *err)
@@ -216,6 +246,9 @@ listen_bind(const char *path, mode_t mode, struct listen_socket *lsock,
 		rc = listen_errno(err, "cannot listen on", path);
 		goto out_unlink;
 	}
+	rc = listen_open_dir(lsock, err);
+	if (rc < 0)
+		goto out_unlink;
 	lsock->fd = fd;
 	lsock->created = true;
 	lsock->dev = st.st_dev;
@@ -240,6 +273,7 @@ listen_open(const char *path, mode_t mode, struct listen_socket *lsock,
 
 	memset(lsock, 0, sizeof(*lsock));
 	lsock->fd = -1;
+	lsock->dir_fd = -1;
 	count = sd_listen_fds(1);
 	if (count < 0) {
 		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,
@@ -260,12 +294,17 @@ listen_close(struct listen_socket *lsock)
 	if (lsock->fd >= 0 && close(lsock->fd) < 0)
 		log_warn("listen", "close %s", lsock->path);
 	/* Someone may have replaced it meanwhile; only remove our own. */
-	if (lsock->created && stat(lsock->path, &st) == 0 && st.st_dev == lsock->dev &&
-	    st.st_ino == lsock->ino && unlink(lsock->path) < 0)
+	if (lsock->created &&
+	    fstatat(lsock->dir_fd, lsock->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_dev == lsock->dev && st.st_ino == lsock->ino &&
+	    unlinkat(lsock->dir_fd, lsock->name, 0) < 0)
 		log_warn("listen", "cannot remove %s", lsock->path);
+	if (lsock->dir_fd >= 0)
+		close(lsock->dir_fd);
 	free(lsock->path);
 	memset(lsock, 0, sizeof(*lsock));
 	lsock->fd = -1;
+	lsock->dir_fd = -1;
 }
 
 /* Called from the event loop's thread only. */

@@ -19,6 +19,13 @@ struct listen_socket {
 	bool created;	/* bound here: unlinked again on close */
 	dev_t dev;	/* the socket file we made */
 	ino_t ino;
+	/*
+	 * The directory it was bound in (O_PATH) and its name there: it is
+	 * removed through them, so the sandbox can allow unlinkat() on that
+	 * directory alone.  -1 and NULL for a passed socket.
+	 */
+	int dir_fd;
+	const char *name;
 };
 
 /*

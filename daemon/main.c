@@ -70,7 +70,7 @@ struct options {
 	mode_t socket_mode;
 	int verbosity;
 	bool seccomp;
-	bool seccomp_selftest;
+	const char *seccomp_selftest; /* the call to try, or NULL */
 	struct server_config server;
 };
 
@@ -120,7 +120,7 @@ static const struct option long_options[] = {
 	{ "max-dump-bytes", required_argument, NULL, OPT_MAX_DUMP_BYTES },
 	{ "max-log-ports", required_argument, NULL, OPT_MAX_LOG_PORTS },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
-	{ "seccomp-selftest", no_argument, NULL, OPT_SECCOMP_SELFTEST },
+	{ "seccomp-selftest", optional_argument, NULL, OPT_SECCOMP_SELFTEST },
 	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
 	{ "allow-group", required_argument, NULL, OPT_ALLOW_GROUP },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
@@ -260,8 +260,11 @@ usage(FILE *out)
 		def.server.limits.max_log_ports);
 	fprintf(out, "  --no-seccomp\n\tdo not install the seccomp filter (for "
 		     "debuggers and valgrind)\n"
-		     "  --seccomp-selftest\n\tinstall the filter, make a forbidden "
-		     "call, and die of SIGSYS\n");
+		     "  --seccomp-selftest[=CALL]\n\tinstall the filter and make the "
+		     "forbidden CALL: die of SIGSYS, or exit 0\n\tfor one refused "
+		     "with an errno (clone3, open); CALL is one of\n\t");
+	for (const char *const *call = sandbox_selftest_calls; *call != NULL; call++)
+		fprintf(out, "%s%s", *call, call[1] != NULL ? ", " : " (default socket-inet)\n");
 	fprintf(out, "  -v, --verbose\n\tlog debug messages too\n"
 		     "  --version\n\tprint the version and exit\n"
 		     "  -h, --help\n\tprint this help and exit\n\n"
@@ -465,7 +468,7 @@ option_set(struct options *opt, int c, const char *arg)
 		opt->seccomp = false;
 		return 0;
 	case OPT_SECCOMP_SELFTEST:
-		opt->seccomp_selftest = true;
+		opt->seccomp_selftest = arg != NULL ? arg : "socket-inet";
 		return 0;
 	case OPT_ALLOW_UID:
 		return option_id(name, arg, false, &cfg->allow_uids,
@@ -592,6 +595,7 @@ int
 main(int argc, char **argv)
 {
 	struct options opt;
+	struct sandbox_config sandbox_cfg;
 	struct host_watch *hosts;
 	struct listen_socket lsock;
 	struct server *server;
@@ -607,8 +611,13 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	log_init(opt.verbosity);
-	if (opt.seccomp_selftest) {
-		sandbox_selftest(&err);
+	if (opt.seccomp_selftest != NULL) {
+		/* Returns only for a call refused with an errno, or one let by. */
+		if (sandbox_selftest(opt.seccomp_selftest, &err) == 0) {
+			log_info("main", "%s", err.message);
+			options_free(&opt);
+			return EXIT_SUCCESS;
+		}
 		log_errx("main", "%s", err.message);
 		goto out_free_options;
 	}
@@ -630,8 +639,11 @@ main(int argc, char **argv)
 	}
 	log_settings(&opt, &lsock, host_watch_current(hosts));
 	/* Last: everything opened, every worker started, under the filter. */
-	if (opt.seccomp &&
-	    sandbox_enter(host_watch_current(hosts) == NULL, &err) < 0) {
+	sandbox_cfg = (struct sandbox_config){
+		.may_open_kvm = host_watch_current(hosts) == NULL,
+		.socket_dir_fd = lsock.dir_fd,
+	};
+	if (opt.seccomp && sandbox_enter(&sandbox_cfg, &err) < 0) {
 		log_errx("main", "%s", err.message);
 		goto out_destroy_server;
 	}

@@ -206,12 +206,12 @@ void
 request_count_completion(struct request_handler *h, const struct job_completion *done)
 {
 	if (done->ok) {
-		h->counters.runs[done->result.exit.reason]++;
+		h->counters.runs[done->reason]++;
 		log_debug("request", "client %llu: run %llu: %s after %llu exits in %llu us",
 			  (unsigned long long)done->client, (unsigned long long)done->sequence,
-			  kvmrun_exit_reason_names[done->result.exit.reason],
-			  (unsigned long long)done->result.exits,
-			  (unsigned long long)(done->result.run_ns / 1000));
+			  kvmrun_exit_reason_names[done->reason],
+			  (unsigned long long)done->exits,
+			  (unsigned long long)(done->run_ns / 1000));
 	} else {
 		h->counters.errors[done->error.code]++;
 		log_debug("request", "client %llu: run %llu refused: %s: %s",
