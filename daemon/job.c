@@ -24,6 +24,7 @@ struct job {
 	uint64_t client;
 	uint64_t sequence;
 	bool cancelled;
+	uint64_t cost; /* of the budget: see job_cost */
 	struct proto_request req;
 	/* Allocated at submission, so a worker can always post its answer. */
 	struct job_completion *done;
@@ -55,6 +56,7 @@ struct job_pool {
 	uint64_t max_memory;
 	unsigned int prepared_max; /* per worker */
 	unsigned int preparing;	   /* workers yet to make their first VMs */
+	bool closed;		   /* takes no more jobs; the queue still runs */
 	bool stopping;
 	struct job_completion *done_head;
 	struct job_completion **done_tail;
@@ -320,11 +322,21 @@ job_answer(struct job *job, struct kvmrun_result *result,
 		kvmrun_result_free(&done->result);
 }
 
+/* Under the lock: posts JOB's completion, which then belongs to the list. */
+static void
+job_post(struct job_pool *pool, struct job *job)
+{
+	*pool->done_tail = job->done;
+	pool->done_tail = &job->done->next;
+	job->done = NULL;
+}
+
 static void
 job_run(struct job_worker *w, struct job *job)
 {
 	struct job_pool *pool = w->pool;
 	uint64_t memory = job->req.spec.memory_size;
+	uint64_t cost = job->cost;
 	struct kvmrun_vm *vm = NULL;
 	struct kvmrun_result result;
 	struct kvmrun_error err;
@@ -350,9 +362,7 @@ job_run(struct job_worker *w, struct job *job)
 	w->vm = NULL;
 	w->job = NULL;
 	pool->running--;
-	*pool->done_tail = job->done;
-	pool->done_tail = &job->done->next;
-	job->done = NULL;
+	job_post(pool, job);
 	job_unlock(pool);
 	pool->notify(pool->notify_arg);
 
@@ -369,7 +379,7 @@ job_run(struct job_worker *w, struct job *job)
 	if (vm != NULL)
 		vm_destroy(vm);
 	job_lock(pool);
-	pool->memory -= memory;
+	pool->memory -= cost;
 	job_unlock(pool);
 	job_free(job);
 }
@@ -547,6 +557,12 @@ out_free_workers:
 	return rc;
 }
 
+uint64_t
+job_cost(const struct proto_request *req)
+{
+	return req->spec.memory_size + proto_request_held_bytes(req);
+}
+
 void
 job_pool_set_host(struct job_pool *pool, struct kvmrun_host *host)
 {
@@ -590,10 +606,11 @@ job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
 	}
 	job->client = client;
 	job->sequence = sequence;
+	job->cost = job_cost(req);
 	job->req = *req;
 
 	job_lock(pool);
-	if (pool->stopping) {
+	if (pool->closed || pool->stopping) {
 		rc = -ESHUTDOWN;
 	} else if (pool->queued >= pool->queue_max) {
 		rc = -EBUSY;
@@ -601,7 +618,7 @@ job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
 		*pool->queue_tail = job;
 		pool->queue_tail = &job->next;
 		pool->queued++;
-		pool->memory += req->spec.memory_size;
+		pool->memory += job->cost;
 		rc = pthread_cond_signal(&pool->wakeup);
 		if (rc != 0) {
 			errno = rc;
@@ -620,13 +637,22 @@ job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
 	return 0;
 }
 
-/* Cancels the jobs of CLIENT, or of every client when ALL. */
+/*
+ * Cancels the jobs of CLIENT, or of every client when ALL.  Running ones are
+ * stopped and end cancelled.  Queued ones are dropped; with ANSWER each gets
+ * a busy answer (for a daemon that stops, not for a client that left).
+ */
 static void
-job_cancel_matching(struct job_pool *pool, bool all, uint64_t client)
+job_cancel_matching(struct job_pool *pool, bool all, uint64_t client, bool answer)
 {
 	struct job *dropped = NULL;
 	struct job **jp, *job;
+	struct kvmrun_error err;
+	bool posted = false;
 
+	kvmrun_error_set(&err, KVMRUN_ERR_BUSY,
+			 "kvmrund is shutting down: the run was dropped from the queue "
+			 "before it started");
 	job_lock(pool);
 	jp = &pool->queue_head;
 	while ((job = *jp) != NULL) {
@@ -636,7 +662,12 @@ job_cancel_matching(struct job_pool *pool, bool all, uint64_t client)
 		}
 		*jp = job->next;
 		pool->queued--;
-		pool->memory -= job->req.spec.memory_size;
+		pool->memory -= job->cost;
+		if (answer) {
+			job_answer(job, NULL, &err);
+			job_post(pool, job);
+			posted = true;
+		}
 		job->next = dropped;
 		dropped = job;
 	}
@@ -652,6 +683,8 @@ job_cancel_matching(struct job_pool *pool, bool all, uint64_t client)
 			vm_cancel(w->vm);
 	}
 	job_unlock(pool);
+	if (posted)
+		pool->notify(pool->notify_arg);
 
 	while ((job = dropped) != NULL) {
 		dropped = job->next;
@@ -662,13 +695,21 @@ job_cancel_matching(struct job_pool *pool, bool all, uint64_t client)
 void
 job_cancel(struct job_pool *pool, uint64_t client)
 {
-	job_cancel_matching(pool, false, client);
+	job_cancel_matching(pool, false, client, false);
 }
 
 void
 job_cancel_all(struct job_pool *pool)
 {
-	job_cancel_matching(pool, true, 0);
+	job_cancel_matching(pool, true, 0, true);
+}
+
+void
+job_pool_close(struct job_pool *pool)
+{
+	job_lock(pool);
+	pool->closed = true;
+	job_unlock(pool);
 }
 
 struct job_completion *

@@ -46,8 +46,14 @@ struct job_pool_state {
 	size_t queue_max;
 	size_t queued;
 	size_t running;
-	uint64_t memory; /* memory_size of every run queued or running */
+	uint64_t memory; /* job_cost of every run queued or running */
 };
+
+/*
+ * What a run holds of --max-total-memory while queued and running: its
+ * guest memory and the request's payloads, encoded and decoded.
+ */
+uint64_t job_cost(const struct proto_request *req);
 
 /* Prepared VMs have the protocol's default memory size. */
 #define JOB_PREPARED_MEMORY KVMRUN_DEFAULT_MEMORY_SIZE
@@ -100,8 +106,13 @@ int job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
  * (their completions still come and are the caller's to discard).
  */
 void job_cancel(struct job_pool *pool, uint64_t client);
-/* The same for every client, to stop at once. */
+/*
+ * The same for every client, to stop at once; the queued runs are answered
+ * busy (their completions come like any other).
+ */
 void job_cancel_all(struct job_pool *pool);
+/* Takes no more jobs (job_submit says -ESHUTDOWN); the queue still runs. */
+void job_pool_close(struct job_pool *pool);
 
 /* Takes every posted completion, oldest first, linked through next. */
 struct job_completion *job_completions_take(struct job_pool *pool);

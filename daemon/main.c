@@ -35,6 +35,8 @@
 #define DEFAULT_MAX_TOTAL_MEMORY (1ull << 30)
 #define DEFAULT_MAX_OUTPUT (64ull << 20)
 #define DEFAULT_READ_TIMEOUT_MS 30000u
+#define DEFAULT_WRITE_TIMEOUT_MS 30000u
+#define DEFAULT_MAX_BUFFERS (1ull << 30)
 #define DEFAULT_SOCKET_MODE 0660
 
 #define MAX_WORKERS 1024u
@@ -86,6 +88,8 @@ enum {
 	OPT_MAX_TIMEOUT_MS,
 	OPT_MAX_OUTPUT,
 	OPT_READ_TIMEOUT_MS,
+	OPT_WRITE_TIMEOUT_MS,
+	OPT_MAX_BUFFERS,
 	OPT_SOCKET_MODE,
 	OPT_KVM,
 	OPT_VERSION,
@@ -113,6 +117,8 @@ static const struct option long_options[] = {
 	{ "max-timeout-ms", required_argument, NULL, OPT_MAX_TIMEOUT_MS },
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "read-timeout-ms", required_argument, NULL, OPT_READ_TIMEOUT_MS },
+	{ "write-timeout-ms", required_argument, NULL, OPT_WRITE_TIMEOUT_MS },
+	{ "max-buffers", required_argument, NULL, OPT_MAX_BUFFERS },
 	{ "max-console", required_argument, NULL, OPT_MAX_CONSOLE },
 	{ "max-io-log", required_argument, NULL, OPT_MAX_IO_LOG },
 	{ "max-regions", required_argument, NULL, OPT_MAX_REGIONS },
@@ -178,6 +184,8 @@ options_default(struct options *opt)
 	opt->server.max_total_memory = DEFAULT_MAX_TOTAL_MEMORY;
 	opt->server.max_output = DEFAULT_MAX_OUTPUT;
 	opt->server.read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
+	opt->server.write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
+	opt->server.max_buffers = DEFAULT_MAX_BUFFERS;
 	opt->seccomp = !SANITIZER_RUNTIME;
 	proto_limits_default(&opt->server.limits);
 }
@@ -228,13 +236,22 @@ usage(FILE *out)
 		")\n",
 		def.server.limits.max_timeout_ms);
 	fprintf(out,
-		"  --max-output BYTES\n\tunread answers a client may leave before it "
-		"is dropped (default %s)\n",
+		"  --max-output BYTES\n\tunread answers of a client past which its "
+		"requests are not read\n\tuntil it reads them (default %s)\n",
 		size_text(def.server.max_output, text, sizeof(text)));
+	fprintf(out,
+		"  --max-buffers BYTES\n\trequest buffers and unread answers of all "
+		"clients together;\n\ta line that needs more is answered busy "
+		"(default %s)\n",
+		size_text(def.server.max_buffers, text, sizeof(text)));
 	fprintf(out,
 		"  --read-timeout-ms N\n\ttime to finish a begun request line, 0 for "
 		"none (default %" PRIu32 ")\n",
 		def.server.read_timeout_ms);
+	fprintf(out,
+		"  --write-timeout-ms N\n\ttime a client may leave its answers "
+		"unread before it is dropped,\n\t0 for none (default %" PRIu32 ")\n",
+		def.server.write_timeout_ms);
 	fprintf(out,
 		"  --max-console BYTES\n\tconsole output a run may make before it "
 		"ends as output_limit (default %s)\n",
@@ -441,6 +458,14 @@ option_set(struct options *opt, int c, const char *arg)
 		rc = option_number(name, arg, false, 0, MAX_MS, &n);
 		cfg->read_timeout_ms = (uint32_t)n;
 		return rc;
+	case OPT_WRITE_TIMEOUT_MS:
+		rc = option_number(name, arg, false, 0, MAX_MS, &n);
+		cfg->write_timeout_ms = (uint32_t)n;
+		return rc;
+	case OPT_MAX_BUFFERS:
+		rc = option_number(name, arg, true, MIN_MAX_OUTPUT, MAX_BYTES, &n);
+		cfg->max_buffers = (size_t)n;
+		return rc;
 	case OPT_MAX_CONSOLE:
 		rc = option_number(name, arg, true, 1, MAX_OUTPUT_BOUND, &n);
 		cfg->limits.max_console = (size_t)n;
@@ -488,6 +513,41 @@ options_free(struct options *opt)
 	free(opt->server.allow_gids);
 }
 
+/* Option sets under which a legal request or answer could never get through. */
+static int
+options_check(const struct options *opt)
+{
+	const struct server_config *cfg = &opt->server;
+	uint64_t answer = proto_result_max_length(&cfg->limits);
+	char a[SIZE_TEXT_MAX], b[SIZE_TEXT_MAX];
+
+	if (cfg->max_total_memory < cfg->limits.max_memory) {
+		fprintf(stderr, "kvmrund: --max-total-memory %s is less than --max-memory %s\n",
+			size_text(cfg->max_total_memory, a, sizeof(a)),
+			size_text(cfg->limits.max_memory, b, sizeof(b)));
+		return -EINVAL;
+	}
+	if (answer > cfg->max_output) {
+		fprintf(stderr,
+			"kvmrund: --max-output %s is less than the longest answer a run "
+			"may have, %s (an id as long as --max-line, --max-console, "
+			"--max-io-log and --max-dump-bytes at their bounds); raise "
+			"--max-output or lower those\n",
+			size_text(cfg->max_output, a, sizeof(a)), size_text(answer, b, sizeof(b)));
+		return -EINVAL;
+	}
+	if (cfg->max_buffers < cfg->limits.max_line + 1 + cfg->max_output) {
+		fprintf(stderr,
+			"kvmrund: --max-buffers %s cannot hold one request line "
+			"(--max-line) and one client's answers (--max-output): it "
+			"needs at least %s\n",
+			size_text(cfg->max_buffers, a, sizeof(a)),
+			size_text(cfg->limits.max_line + 1 + cfg->max_output, b, sizeof(b)));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * Fills OPT from the command line.  0 to go on, 1 when --help or --version
  * was answered, -EINVAL for bad usage (already reported).  Either way
@@ -522,17 +582,7 @@ options_parse(int argc, char **argv, struct options *opt)
 		fprintf(stderr, "kvmrund: unexpected argument %s\n", argv[optind]);
 		return -EINVAL;
 	}
-	if (opt->server.max_total_memory < opt->server.limits.max_memory) {
-		char total[SIZE_TEXT_MAX], memory[SIZE_TEXT_MAX];
-
-		fprintf(stderr,
-			"kvmrund: --max-total-memory %s is less than --max-memory %s\n",
-			size_text(opt->server.max_total_memory, total, sizeof(total)),
-			size_text(opt->server.limits.max_memory, memory,
-				  sizeof(memory)));
-		return -EINVAL;
-	}
-	return 0;
+	return options_check(opt);
 }
 
 /* IDS as "0,65534", or "none", for the log. */
@@ -560,7 +610,7 @@ log_settings(const struct options *opt, const struct listen_socket *lsock,
 	char kvm[SIZE_TEXT_MAX + 16];
 	const struct server_config *cfg = &opt->server;
 	char line[SIZE_TEXT_MAX], memory[SIZE_TEXT_MAX], total[SIZE_TEXT_MAX],
-		output[SIZE_TEXT_MAX];
+		output[SIZE_TEXT_MAX], buffers[SIZE_TEXT_MAX];
 
 	if (host != NULL)
 		snprintf(kvm, sizeof(kvm), "kvm api %d", vm_host_api_version(host));
@@ -570,7 +620,7 @@ log_settings(const struct options *opt, const struct listen_socket *lsock,
 		 "kvmrund %s on %s%s: %s, %u workers, prepared-vms %u, "
 		 "queue %zu, max-connections %" PRIu64 ", max-line %s, max-memory %s, "
 		 "max-total-memory %s, max-timeout-ms %" PRIu32 ", max-output %s, "
-		 "read-timeout-ms %" PRIu32,
+		 "max-buffers %s, read-timeout-ms %" PRIu32 ", write-timeout-ms %" PRIu32,
 		 PACKAGE_VERSION, lsock->path,
 		 lsock->activated ? " (from systemd)" : "", kvm,
 		 cfg->workers, cfg->prepared_vms, cfg->queue, cfg->max_connections,
@@ -579,7 +629,8 @@ log_settings(const struct options *opt, const struct listen_socket *lsock,
 		 size_text(cfg->max_total_memory, total, sizeof(total)),
 		 cfg->limits.max_timeout_ms,
 		 size_text(cfg->max_output, output, sizeof(output)),
-		 cfg->read_timeout_ms);
+		 size_text(cfg->max_buffers, buffers, sizeof(buffers)), cfg->read_timeout_ms,
+		 cfg->write_timeout_ms);
 	if (cfg->allow_uid_count > 0 || cfg->allow_gid_count > 0) {
 		char uids[ID_TEXT_MAX], gids[ID_TEXT_MAX];
 

@@ -119,6 +119,7 @@ request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
 {
 	struct kvmrun_host *host = host_watch_get(h->hosts);
 	struct job_pool_state state;
+	uint64_t cost;
 	int rc;
 
 	/* A bad request is bad on any host: say so before saying there is none. */
@@ -134,15 +135,16 @@ request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
 	}
 	/* Only this thread adds to the budget, so it cannot shrink under us. */
 	job_pool_state(h->pool, &state);
-	if (req->spec.memory_size > h->max_total_memory - state.memory)
+	cost = job_cost(req);
+	if (cost > h->max_total_memory - state.memory)
 		return kvmrun_error_set(
 			err, KVMRUN_ERR_BUSY,
-			"guest memory budget exhausted: %llu of %llu bytes "
-			"(--max-total-memory) held by queued and running runs, "
-			"%llu more needed; retry later",
+			"memory budget exhausted: %llu of %llu bytes "
+			"(--max-total-memory) held by queued and running runs (guest "
+			"memory and request payloads), %llu more needed; retry later",
 			(unsigned long long)state.memory,
 			(unsigned long long)h->max_total_memory,
-			(unsigned long long)req->spec.memory_size);
+			(unsigned long long)cost);
 	rc = job_submit(h->pool, client, sequence, req);
 	switch (rc) {
 	case 0:

@@ -59,11 +59,13 @@ struct server_client {
 	ev_io read_watcher;
 	ev_io write_watcher;
 	ev_timer read_timer; /* runs while a line is begun but not finished */
+	ev_timer write_timer; /* runs while answers wait and none can be written */
 	char *in;
 	size_t in_length;
 	size_t in_capacity;
 	size_t in_scanned; /* bytes of in known to hold no '\n' */
-	bool reading;	   /* false after EOF, a bad line or shutdown */
+	bool reading;	   /* false after EOF or a bad line */
+	bool paused;	   /* reading held back: over --max-output unsent */
 	bool broken;	   /* to be dropped: write error, out of memory */
 	STAILQ_HEAD(, server_slot) slots;
 	size_t sent;	/* bytes of the head slot written */
@@ -92,7 +94,9 @@ struct server {
 	LIST_HEAD(, server_client) clients;
 	void *client_tree; /* tsearch tree by serial */
 	uint64_t last_serial;
-	bool stopping;
+	size_t buffered; /* every client's input buffer and unsent answers */
+	bool stopping;	 /* draining after the first stop signal */
+	bool cancelling; /* after the second: runs cancelled, answers still sent */
 };
 
 static unsigned long long
@@ -129,6 +133,8 @@ client_destroy(struct server_client *c)
 	ev_io_stop(s->loop, &c->read_watcher);
 	ev_io_stop(s->loop, &c->write_watcher);
 	ev_timer_stop(s->loop, &c->read_timer);
+	ev_timer_stop(s->loop, &c->write_timer);
+	s->buffered -= c->in_capacity + c->unsent;
 	if (close(c->fd) < 0)
 		log_warn("server", "client %llu: close", client_id(c));
 	while ((slot = STAILQ_FIRST(&c->slots)) != NULL) {
@@ -147,6 +153,15 @@ client_destroy(struct server_client *c)
 		ev_break(s->loop, EVBREAK_ALL);
 }
 
+static void
+client_free_input(struct server_client *c)
+{
+	c->server->buffered -= c->in_capacity;
+	free(c->in);
+	c->in = NULL;
+	c->in_length = c->in_capacity = c->in_scanned = 0;
+}
+
 /* Takes no more requests from C; what it asked already is still answered. */
 static void
 client_stop_reading(struct server_client *c)
@@ -156,9 +171,7 @@ client_stop_reading(struct server_client *c)
 	c->reading = false;
 	ev_io_stop(s->loop, &c->read_watcher);
 	ev_timer_stop(s->loop, &c->read_timer);
-	free(c->in);
-	c->in = NULL;
-	c->in_length = c->in_capacity = c->in_scanned = 0;
+	client_free_input(c);
 }
 
 static struct server_slot *
@@ -184,6 +197,7 @@ client_fill_slot(struct server_client *c, struct server_slot *slot, char *line,
 	slot->line = line;
 	slot->length = length;
 	c->unsent += length;
+	c->server->buffered += length;
 }
 
 /* Queues an error answer with a null id, for a line that is no request. */
@@ -214,6 +228,7 @@ client_consume(struct server_client *c, size_t n)
 	size_t left;
 
 	c->unsent -= n;
+	c->server->buffered -= n;
 	while (n > 0) {
 		slot = STAILQ_FIRST(&c->slots);
 		left = slot->length - c->sent;
@@ -229,14 +244,62 @@ client_consume(struct server_client *c, size_t n)
 	}
 }
 
+/*
+ * Over --max-output of answers unsent, C's requests are not read until it
+ * has read its answers down: a client that asks faster than it reads holds
+ * back itself, not the daemon's memory.
+ */
+static void
+client_pace_reading(struct server_client *c)
+{
+	struct server *s = c->server;
+	bool over = c->unsent > s->cfg.max_output;
+
+	if (!c->reading || over == c->paused)
+		return;
+	c->paused = over;
+	if (over) {
+		log_debug("server",
+			  "client %llu: %zu bytes of answers unread, over --max-output "
+			  "%zu: reading no more requests until it reads them",
+			  client_id(c), c->unsent, s->cfg.max_output);
+		ev_io_stop(s->loop, &c->read_watcher);
+		ev_timer_stop(s->loop, &c->read_timer);
+		return;
+	}
+	ev_io_start(s->loop, &c->read_watcher);
+	/* A begun line gets its whole --read-timeout-ms again. */
+	if (c->in_length > 0 && s->cfg.read_timeout_ms > 0)
+		ev_timer_again(s->loop, &c->read_timer);
+}
+
+/*
+ * The write timer runs while C has answers it could read and the socket
+ * takes none of them; each write that goes through starts it anew.
+ */
+static void
+client_pace_writing(struct server_client *c, bool waiting, bool progress)
+{
+	struct server *s = c->server;
+
+	if (!waiting) {
+		ev_io_stop(s->loop, &c->write_watcher);
+		ev_timer_stop(s->loop, &c->write_timer);
+		return;
+	}
+	ev_io_start(s->loop, &c->write_watcher);
+	if (s->cfg.write_timeout_ms > 0 && (progress || !ev_is_active(&c->write_timer)))
+		ev_timer_again(s->loop, &c->write_timer);
+}
+
 /* Writes the answers at the head of the queue until the socket is full. */
 static void
 client_flush(struct server_client *c)
 {
-	struct server *s = c->server;
 	struct iovec iov[SERVER_IOV_MAX];
 	struct msghdr msg;
 	struct server_slot *slot;
+	bool progress = false;
 	ssize_t n;
 
 	for (;;) {
@@ -270,20 +333,12 @@ client_flush(struct server_client *c)
 			return;
 		}
 		client_consume(c, (size_t)n);
+		progress = true;
 	}
 
 	slot = STAILQ_FIRST(&c->slots);
-	if (slot != NULL && slot->line != NULL)
-		ev_io_start(s->loop, &c->write_watcher);
-	else
-		ev_io_stop(s->loop, &c->write_watcher);
-	if (c->unsent > s->cfg.max_output) {
-		log_warnx("server",
-			  "client %llu: %zu bytes of answers unread, over "
-			  "--max-output %zu; disconnecting",
-			  client_id(c), c->unsent, s->cfg.max_output);
-		c->broken = true;
-	}
+	client_pace_writing(c, slot != NULL && slot->line != NULL, progress);
+	client_pace_reading(c);
 }
 
 /*
@@ -295,7 +350,8 @@ client_settle(struct server_client *c)
 {
 	if (!c->broken)
 		client_flush(c);
-	if (c->broken || (!c->reading && STAILQ_EMPTY(&c->slots)))
+	/* Draining, a client is done once it has every answer it asked for. */
+	if (c->broken || ((!c->reading || c->server->stopping) && STAILQ_EMPTY(&c->slots)))
 		client_destroy(c);
 }
 
@@ -356,22 +412,23 @@ client_take_lines(struct server_client *c)
 	} else if (rest == 0) {
 		ev_timer_stop(s->loop, &c->read_timer);
 		/* Give back what a large line grew. */
-		if (c->in_capacity > SERVER_INPUT_INITIAL) {
-			free(c->in);
-			c->in = NULL;
-			c->in_capacity = 0;
-		}
+		if (c->in_capacity > SERVER_INPUT_INITIAL)
+			client_free_input(c);
 	} else if (took || !ev_is_active(&c->read_timer)) {
 		/* A new line began: it has --read-timeout-ms to finish. */
 		ev_timer_again(s->loop, &c->read_timer);
 	}
 }
 
-/* Makes room to read into, growing the buffer up to --max-line + 1. */
+/*
+ * Makes room to read into, growing the buffer up to --max-line + 1 while
+ * all clients' buffers stay within --max-buffers: -ENOBUFS past it.
+ */
 static int
 client_reserve_input(struct server_client *c)
 {
-	size_t limit = c->server->cfg.limits.max_line + 1;
+	struct server *s = c->server;
+	size_t limit = s->cfg.limits.max_line + 1;
 	size_t capacity;
 	char *in;
 
@@ -380,9 +437,12 @@ client_reserve_input(struct server_client *c)
 	capacity = c->in_capacity == 0 ? SERVER_INPUT_INITIAL : c->in_capacity * 2;
 	if (capacity > limit)
 		capacity = limit;
+	if (s->buffered - c->in_capacity + capacity > s->cfg.max_buffers)
+		return -ENOBUFS;
 	in = realloc(c->in, capacity);
 	if (in == NULL)
 		return -ENOMEM;
+	s->buffered += capacity - c->in_capacity;
 	c->in = in;
 	c->in_capacity = capacity;
 	return 0;
@@ -413,11 +473,29 @@ static void
 client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct server_client *c = w->data;
+	struct kvmrun_error err;
 	ssize_t n;
+	int rc;
 
 	(void)loop;
 	(void)revents;
-	if (client_reserve_input(c) < 0) {
+	rc = client_reserve_input(c);
+	if (rc == -ENOBUFS) {
+		/* Where the line ends is unknown: answer, then read no more. */
+		log_warnx("server",
+			  "client %llu: no room for its request line: %zu bytes of "
+			  "buffers held (--max-buffers %zu)",
+			  client_id(c), c->server->buffered, c->server->cfg.max_buffers);
+		kvmrun_error_set(&err, KVMRUN_ERR_BUSY,
+				 "request buffers of all clients full: %zu of %zu bytes "
+				 "held (--max-buffers); retry later",
+				 c->server->buffered, c->server->cfg.max_buffers);
+		client_answer_error(c, &err);
+		client_stop_reading(c);
+		client_settle(c);
+		return;
+	}
+	if (rc < 0) {
 		log_warnx("server", "client %llu: no memory for its request",
 			  client_id(c));
 		client_destroy(c);
@@ -471,6 +549,22 @@ client_read_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+client_write_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server_client *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	log_warnx("server",
+		  "client %llu: read none of its %zu bytes of answers for %u ms "
+		  "(--write-timeout-ms); disconnecting%s",
+		  client_id(c), c->unsent, c->server->cfg.write_timeout_ms,
+		  c->pending > 0 ? " and cancelling its runs" : "");
+	c->broken = true;
+	client_settle(c);
+}
+
+static void
 client_create(struct server *s, int fd, const struct ucred *cred)
 {
 	struct server_client *c;
@@ -495,6 +589,9 @@ client_create(struct server *s, int fd, const struct ucred *cred)
 	ev_init(&c->read_timer, client_read_timeout_cb);
 	c->read_timer.repeat = s->cfg.read_timeout_ms / 1000.0;
 	c->read_timer.data = c;
+	ev_init(&c->write_timer, client_write_timeout_cb);
+	c->write_timer.repeat = s->cfg.write_timeout_ms / 1000.0;
+	c->write_timer.data = c;
 	ev_io_start(s->loop, &c->read_watcher);
 	log_info("server", "client %llu connected: pid %d uid %u gid %u", client_id(c),
 		 (int)cred->pid, (unsigned int)cred->uid, (unsigned int)cred->gid);
@@ -587,7 +684,11 @@ server_admit(struct server *s, int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) < 0)
 		log_warn("server", "SO_PEERCRED of a new connection");
-	if (!server_peer_allowed(s, fd, &cred)) {
+	if (s->stopping) {
+		log_debug("server", "refused a connection: stopping");
+		kvmrun_error_set(&err, KVMRUN_ERR_BUSY, "kvmrund is shutting down");
+		server_refuse(s, fd, &err);
+	} else if (!server_peer_allowed(s, fd, &cred)) {
 		log_warnx("server",
 			  "refused a client: pid %d uid %u gid %u: "
 			  "not in --allow-uid or --allow-group",
@@ -701,6 +802,14 @@ server_completions_cb(struct ev_loop *loop, ev_async *w, int revents)
 	}
 }
 
+/*
+ * The first stop signal drains: runs queued and running finish and their
+ * answers go out; new runs and new connections get busy; a client is closed
+ * once it has all its answers (or after --write-timeout-ms without reading
+ * them).  The second cancels the runs, which are answered cancelled (running)
+ * or busy (queued), and the drain goes on until those answers are out.  A
+ * third returns at once.
+ */
 static void
 server_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -709,24 +818,29 @@ server_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	struct job_pool_state state;
 
 	(void)revents;
+	if (s->cancelling) {
+		log_warnx("server", "%s a third time: stopping now",
+			  strsignal(w->signum));
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	job_pool_state(s->pool, &state);
 	if (s->stopping) {
 		log_warnx("server",
-			  "%s again: stopping now, cancelling what still runs",
-			  strsignal(w->signum));
+			  "%s again: cancelling %zu runs queued and %zu running; "
+			  "stopping once their answers are out",
+			  strsignal(w->signum), state.queued, state.running);
+		s->cancelling = true;
 		job_cancel_all(s->pool);
-		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
 	s->stopping = true;
 	listen_notify_stopping();
-	job_pool_state(s->pool, &state);
+	job_pool_close(s->pool);
 	log_info("server", "%s: stopping; %zu runs queued and %zu running to finish",
 		 strsignal(w->signum), state.queued, state.running);
-	ev_io_stop(loop, &s->accept_watcher);
-	ev_timer_stop(loop, &s->accept_pause);
 	for (c = LIST_FIRST(&s->clients); c != NULL; c = next) {
 		next = LIST_NEXT(c, entry);
-		client_stop_reading(c);
 		client_settle(c);
 	}
 	if (LIST_EMPTY(&s->clients))

@@ -22,8 +22,10 @@ struct server_config {
 	size_t queue;		    /* --queue */
 	uint64_t max_connections;   /* --max-connections */
 	uint64_t max_total_memory;  /* --max-total-memory */
-	size_t max_output;	    /* --max-output: unsent answer bytes per client */
+	size_t max_output;	    /* --max-output: unsent answers before reading pauses */
+	size_t max_buffers;	    /* --max-buffers: all clients' input and answers */
 	uint32_t read_timeout_ms;   /* --read-timeout-ms: to finish a begun line */
+	uint32_t write_timeout_ms;  /* --write-timeout-ms: to read some answer */
 	struct proto_limits limits; /* --max-line, --max-memory, --max-timeout-ms */
 	uint64_t watchdog_usec;	    /* systemd's WATCHDOG_USEC, or 0 */
 	/* --allow-uid and --allow-group; with both empty, anyone may connect. */
@@ -41,9 +43,10 @@ int server_create(const struct server_config *cfg, struct host_watch *hosts,
 		  int listen_fd, struct server **serverp, struct kvmrun_error *err);
 
 /*
- * Serves until SIGTERM or SIGINT, then stops accepting, finishes the runs in
- * flight, delivers their answers and returns.  A second signal returns at
- * once, cancelling what still runs.
+ * Serves until SIGTERM or SIGINT, then drains: finishes the runs in flight
+ * and delivers their answers, answering new work and connections busy, and
+ * returns.  A second signal cancels what still runs (answered cancelled or
+ * busy), a third returns at once.
  */
 void server_run(struct server *server);
 

@@ -75,6 +75,8 @@ struct proto_request {
  */
 int proto_request_parse(const char *line, size_t length, const struct proto_limits *limits,
 			struct proto_request *req, struct kvmrun_error *err);
+/* Bytes REQ's payloads take, encoded and decoded: what a queued run holds. */
+uint64_t proto_request_held_bytes(const struct proto_request *req);
 /* Decodes the base64 payloads into req->spec.image and req->spec.regions. */
 int proto_request_decode_payloads(struct proto_request *req, struct kvmrun_error *err);
 void proto_request_free(struct proto_request *req);
@@ -106,6 +108,11 @@ struct proto_kvm_status {
  */
 char *proto_format_result(const char *id_json, const struct kvmrun_result *result,
 			  size_t *length);
+/*
+ * The longest answer line a run can have under LIMITS: an id as long as a
+ * request line, the console, io log and dumps at their bounds.
+ */
+uint64_t proto_result_max_length(const struct proto_limits *limits);
 char *proto_format_error(const char *id_json, const struct kvmrun_error *err, size_t *length);
 char *proto_format_ping(const char *id_json, const char *version,
 			const struct proto_kvm_status *kvm, size_t *length);

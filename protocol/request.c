@@ -463,6 +463,18 @@ out:
 	return rc;
 }
 
+uint64_t
+proto_request_held_bytes(const struct proto_request *req)
+{
+	uint64_t encoded = req->spec.image.length > 0
+				   ? proto_base64_encoded_length(req->spec.image.length)
+				   : 0;
+
+	for (size_t i = 0; i < req->spec.region_count; i++)
+		encoded += proto_base64_encoded_length(req->spec.regions[i].length);
+	return encoded + req->payload_bytes;
+}
+
 /* Decodes *TEXT into BLOB, whose length the parse set, and drops the text. */
 static int
 decode_payload(char **text, struct kvmrun_blob *blob, const char *path,

@@ -431,6 +431,27 @@ proto_format_error(const char *id_json, const struct kvmrun_error *err, size_t *
 	return jutil_line(root, failed, length);
 }
 
+/* Room for every field of a result but its id, console, io log and dumps. */
+#define RESULT_FIXED_MAX 8192u
+/* One io log record at its longest, with its comma. */
+#define IO_RECORD_MAX sizeof("{\"port\":65535,\"size\":4,\"value\":4294967295},")
+/* One dump's fields around its data, with its comma. */
+#define DUMP_FIELDS_MAX sizeof("{\"address\":18446744073709551615,\"data\":\"\"},")
+
+uint64_t
+proto_result_max_length(const struct proto_limits *limits)
+{
+	/* A console byte is at most "\u001f" as text, plus base64 when not UTF-8. */
+	uint64_t console = 6 * (uint64_t)limits->max_console +
+			   proto_base64_encoded_length(limits->max_console);
+	/* Each dump's base64 may round up by a block. */
+	uint64_t dumps = proto_base64_encoded_length(limits->max_dump_bytes) +
+			 (uint64_t)limits->max_dumps * (DUMP_FIELDS_MAX + 4);
+
+	return RESULT_FIXED_MAX + limits->max_line + console +
+	       (uint64_t)limits->max_io_log * IO_RECORD_MAX + dumps;
+}
+
 /* The "kvm" object of a ping: available with the API and modes, or why not. */
 static struct json_object *
 new_kvm_status(const struct proto_kvm_status *kvm, bool *failed)
