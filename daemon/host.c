@@ -73,6 +73,12 @@ host_probe(struct host_watch *hw)
 		return;
 	}
 	hw->host = NULL;
+	/* Out of descriptors or memory says nothing of KVM: keep the reason. */
+	if ((rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) &&
+	    hw->reason.message[0] != '\0') {
+		log_debug("host", "probing KVM again: %s", err.message);
+		return;
+	}
 	/* A probe that fails the same way again says nothing new. */
 	if (-rc == hw->last_errno && strcmp(err.message, hw->reason.message) == 0)
 		return;
