@@ -26,6 +26,7 @@
 
 #define RFLAGS_FIXED (1ull << 1)
 #define RFLAGS_IOPL3 (3ull << 12)
+#define RFLAGS_DF (1ull << 10)
 /* Bits a guest may not start with set: reserved ones, and VM (virtual-8086). */
 #define RFLAGS_FORBIDDEN (~0x3f7fd7ull | (1ull << 17))
 
@@ -302,15 +303,28 @@ tss_write(uint8_t *tss, uint64_t stack_top, bool long_mode)
 	memcpy(tss + TSS_IOMAP_OFFSET, &iomap, 2);
 }
 
+/*
+ * The limit, in 4 KiB units, of the three user descriptors (ring-3 code 32,
+ * data, code 64).  At ring 3 without paging, segment limits alone keep the
+ * guest out of the area, so every descriptor a ring-3 guest can load ends
+ * below it: the 64-bit code one too, which outside long mode is a readable
+ * 16-bit code segment a guest could put in ds.
+ */
+static uint32_t
+user_limit_pages(const struct kvmrun_spec *spec)
+{
+	uint64_t reserved = vm_x86_reserved_base(spec->mode, spec->memory_size);
+
+	return spec->mode == KVMRUN_MODE_PROTECTED ? (uint32_t)(reserved >> 12) - 1 : 0xfffff;
+}
+
 /* The code and data segments a run starts with, for its mode and ring. */
 static void
 start_segments(const struct kvmrun_spec *spec, struct kvm_segment *cs, struct kvm_segment *data)
 {
 	bool long_mode = spec->mode == KVMRUN_MODE_LONG;
 	bool user = spec->ring == 3;
-	uint64_t reserved = vm_x86_reserved_base(spec->mode, spec->memory_size);
-	uint32_t limit = user && spec->mode == KVMRUN_MODE_PROTECTED ? (uint32_t)reserved - 1
-								     : 0xffffffff;
+	uint32_t limit = user ? user_limit_pages(spec) << 12 | 0xfff : 0xffffffff;
 	uint16_t code;
 
 	if (long_mode)
@@ -328,16 +342,14 @@ reserved_area_write(uint8_t *mem, const struct kvmrun_spec *spec, struct kvm_sre
 	uint64_t reserved = vm_x86_reserved_base(spec->mode, spec->memory_size);
 	uint64_t *gdt = (uint64_t *)(mem + reserved + VM_X86_RSV_GDT);
 	uint64_t tss = reserved + VM_X86_RSV_TSS;
-	/* At ring 3 without paging, segment limits keep the guest out of the area. */
-	uint32_t user_limit = spec->mode == KVMRUN_MODE_PROTECTED ? (uint32_t)(reserved >> 12) - 1
-								  : 0xfffff;
+	uint32_t user_limit = user_limit_pages(spec);
 
 	gdt_put(gdt, SEL_KCODE32, 0, 0xfffff, ACC_KCODE, FLAGS_32);
 	gdt_put(gdt, SEL_KDATA, 0, 0xfffff, ACC_KDATA, FLAGS_32);
 	gdt_put(gdt, SEL_KCODE64, 0, 0xfffff, ACC_KCODE, FLAGS_64);
 	gdt_put(gdt, SEL_UCODE32, 0, user_limit, ACC_UCODE, FLAGS_32);
 	gdt_put(gdt, SEL_UDATA, 0, user_limit, ACC_UDATA, FLAGS_32);
-	gdt_put(gdt, SEL_UCODE64, 0, 0xfffff, ACC_UCODE, FLAGS_64);
+	gdt_put(gdt, SEL_UCODE64, 0, user_limit, ACC_UCODE, FLAGS_64);
 	gdt_put(gdt, SEL_TSS, (uint32_t)tss, TSS_LIMIT, ACC_TSS_BUSY, 0);
 	gdt[(SEL_TSS >> 3) + 1] = tss >> 32;
 
@@ -649,34 +661,156 @@ vm_x86_decode_exception(const uint8_t *mem, const struct kvmrun_spec *spec,
 	return true;
 }
 
-bool
-vm_x86_decode_pio(const uint8_t *mem, const struct kvmrun_spec *spec, const uint64_t *regs,
-		  struct vm_x86_pio *pio)
-{
-	uint64_t rip = regs[KVMRUN_REG_RIP];
-	unsigned int i = 0, word = 4;
-	uint8_t insn[15];
+/*
+ * What the engine carries out for a ring-3 guest is only what the CPU
+ * itself would allow it, checked here against what such a guest can reach.
+ * It runs only at CPL 3 (exceptions go to the engine's stubs, which halt),
+ * so it cannot load CR3, the GDTR or an LDT, change IOPL, or write the
+ * reserved area: its segment registers hold a null selector or one of the
+ * three user descriptors (DPL 0 ones and the TSS cannot be loaded at CPL 3),
+ * with the descriptors reserved_area_write put there; FS and GS bases can
+ * change only through those loads (no FSGSBASE, no WRMSR), so they stay 0,
+ * though in 64-bit code the checks take them from the vCPU, as the CPU
+ * does.  The page tables are page_tables_write's.
+ */
 
-	if (rip >= spec->memory_size)
+/* A user descriptor of the engine's GDT, as the CPU checks it in 32-bit code. */
+struct user_segment {
+	uint64_t limit;		/* bytes, expand-up */
+	bool writable;		/* data; code ones are readable and not writable */
+};
+
+/* False for a selector no user descriptor answers: null, DPL 0, TSS, LDT. */
+static bool
+user_segment(const struct kvmrun_spec *spec, uint16_t selector, struct user_segment *segment)
+{
+	switch (selector & ~3) {	/* the RPL does not change the descriptor */
+	case SEL_UCODE32 & ~3:
+	case SEL_UCODE64 & ~3:
+		segment->writable = false;
+		break;
+	case SEL_UDATA & ~3:
+		segment->writable = true;
+		break;
+	default:
 		return false;
-	memset(insn, 0, sizeof(insn));
-	memcpy(insn, mem + rip,
-	       spec->memory_size - rip < sizeof(insn) ? spec->memory_size - rip : sizeof(insn));
+	}
+	segment->limit = (uint64_t)user_limit_pages(spec) << 12 | 0xfff;
+	return true;
+}
+
+/*
+ * Whether code at CPL 3 may read (or WRITE) LENGTH bytes at linear ADDRESS
+ * through the engine's translation, and they are guest memory the engine
+ * may hand over.  Without paging linear is physical; paged and long mode
+ * identity-map 4 GiB (page_tables_write), user and writable everywhere
+ * except the reserved area, which is supervisor-only.  So the answer is the
+ * same in every mode: below the reserved area.  Past the end of memory the
+ * map is user but unbacked (an mmio exit for the CPU), and past 4 GiB
+ * nothing is mapped; the engine carries out neither, so the instruction
+ * ends as the #GP it took.  WRITE does not matter: every user page is
+ * writable.
+ */
+static bool
+user_linear_ok(const struct kvmrun_spec *spec, uint64_t address, uint64_t length, bool write)
+{
+	uint64_t reserved = vm_x86_reserved_base(spec->mode, spec->memory_size);
+
+	(void)write;
+	return spec->mode != KVMRUN_MODE_REAL && address < reserved && length <= reserved - address;
+}
+
+static uint64_t
+address_mask(uint8_t address_size)
+{
+	return address_size == 8 ? UINT64_MAX : (1ull << (8 * address_size)) - 1;
+}
+
+/* Writes VALUE to REG as the CPU writes an address-size register. */
+static void
+address_assign(uint8_t address_size, uint64_t *reg, uint64_t value)
+{
+	if (address_size == 2)
+		*reg = (*reg & ~0xffffull) | (value & 0xffff);
+	else
+		*reg = value & address_mask(address_size); /* 32 bits zero-extend */
+}
+
+/* A segment-override prefix: which segment it names. */
+static bool
+segment_prefix(uint8_t byte, enum kvmrun_seg *segment)
+{
+	static const struct {
+		uint8_t byte;
+		enum kvmrun_seg segment;
+	} prefixes[] = {
+		{ 0x26, KVMRUN_SEG_ES }, { 0x2e, KVMRUN_SEG_CS }, { 0x36, KVMRUN_SEG_SS },
+		{ 0x3e, KVMRUN_SEG_DS }, { 0x64, KVMRUN_SEG_FS }, { 0x65, KVMRUN_SEG_GS },
+	};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		if (prefixes[i].byte == byte) {
+			*segment = prefixes[i].segment;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Decodes in, out, ins and outs with their prefixes (a REX byte changes
+ * none of them: REX.W is ignored).  Refused (false, the
+ * run ends as the #GP it took), though the CPU may allow them:
+ *  - an instruction in another code segment than the run started in (long
+ *    mode's 32-bit compatibility code, or the 16-bit one selector 0x33 is in
+ *    32-bit mode): the engine resumes a guest in its start segment only;
+ *  - more than one segment-override prefix;
+ *  - instruction bytes reaching into the reserved area or past memory.
+ */
+bool
+vm_x86_decode_user_pio(const uint8_t *mem, const struct kvmrun_spec *spec,
+		       const struct kvmrun_result *result, struct vm_x86_pio *pio)
+{
+	bool long_mode = spec->mode == KVMRUN_MODE_LONG;
+	uint64_t reserved = vm_x86_reserved_base(spec->mode, spec->memory_size);
+	uint64_t rip = result->regs[KVMRUN_REG_RIP];
+	uint16_t cs = result->sregs.segments[KVMRUN_SEG_CS].selector;
+	enum kvmrun_seg segment = KVMRUN_SEG_DS;
+	unsigned int i, available, overrides = 0;
+	uint8_t insn[KVMRUN_INSN_BYTES_MAX], opcode;
+
 	memset(pio, 0, sizeof(*pio));
-	for (; i < sizeof(insn) - 2; i++) {
+	if (spec->mode == KVMRUN_MODE_REAL || spec->ring != 3 ||
+	    cs != (long_mode ? SEL_UCODE64 : SEL_UCODE32) || !user_linear_ok(spec, rip, 1, false))
+		return false;
+	available = reserved - rip < sizeof(insn) ? (unsigned int)(reserved - rip) : sizeof(insn);
+	memcpy(insn, mem + rip, available);
+	pio->size = 4;
+	pio->address_size = long_mode ? 8 : 4;
+	for (i = 0; i < available; i++) {
 		if (insn[i] == 0x66)
-			word = 2;
+			pio->size = 2;
+		else if (insn[i] == 0x67)
+			pio->address_size = long_mode ? 4 : 2;
 		else if (insn[i] == 0xf3 || insn[i] == 0xf2)
 			pio->rep = true;
-		else if (!(spec->mode == KVMRUN_MODE_LONG && (insn[i] & 0xf0) == 0x40))
-			break;	/* not a prefix or, in long mode, a REX byte */
+		else if (segment_prefix(insn[i], &segment))
+			overrides++;
+		else if (!(long_mode && (insn[i] & 0xf0) == 0x40))
+			break;	/* not a prefix nor, in 64-bit code, a REX byte */
 	}
-	pio->port = (uint16_t)regs[KVMRUN_REG_RDX];
-	pio->is_in = !(insn[i] & 0x02);
-	pio->size = (insn[i] & 0x01) ? word : 1;
+	if (i >= available || overrides > 1)
+		return false;
+	opcode = insn[i];
 	pio->length = i + 1;
-	switch (insn[i]) {
+	pio->port = (uint16_t)result->regs[KVMRUN_REG_RDX];
+	pio->is_in = !(opcode & 0x02);
+	if (!(opcode & 0x01))
+		pio->size = 1;
+	switch (opcode) {
 	case 0xe4: case 0xe5: case 0xe6: case 0xe7:	/* in/out with an imm8 port */
+		if (pio->length >= available)
+			return false;
 		pio->port = insn[i + 1];
 		pio->length++;
 		return true;
@@ -684,11 +818,82 @@ vm_x86_decode_pio(const uint8_t *mem, const struct kvmrun_spec *spec, const uint
 		return true;
 	case 0x6c: case 0x6d: case 0x6e: case 0x6f:	/* ins/outs */
 		pio->string = true;
-		pio->is_in = insn[i] < 0x6e;
+		pio->is_in = opcode < 0x6e;
+		/* ins always writes through es; outs reads through ds or the override. */
+		pio->segment = pio->is_in ? KVMRUN_SEG_ES : segment;
 		return true;
 	default:
 		return false;
 	}
+}
+
+uint64_t
+vm_x86_pio_count(const struct vm_x86_pio *pio, const uint64_t *regs)
+{
+	if (!pio->string || !pio->rep)
+		return 1;
+	return regs[KVMRUN_REG_RCX] & address_mask(pio->address_size);
+}
+
+/*
+ * The segment checks follow the CPU's.  In 64-bit code there are none
+ * (no limits, no types, null selectors allowed) and only FS and GS have a
+ * base; in 32-bit code the selector must name a user descriptor, writable
+ * for ins, and the element must lie within its limit, else the CPU raises
+ * #GP(0).  Refused though the CPU may allow it: an element that straddles
+ * the wrap of its address size (a word at di 0xffff under 0x67).
+ */
+bool
+vm_x86_pio_element(const struct kvmrun_spec *spec, const struct kvmrun_result *result,
+		   const struct vm_x86_pio *pio, uint64_t n, uint64_t *gpa)
+{
+	const uint64_t *regs = result->regs;
+	uint64_t mask = address_mask(pio->address_size);
+	uint64_t step = (uint64_t)pio->size * n, last = pio->size - 1u;
+	uint64_t index = regs[pio->is_in ? KVMRUN_REG_RDI : KVMRUN_REG_RSI];
+	bool down = regs[KVMRUN_REG_RFLAGS] & RFLAGS_DF;
+	uint64_t offset = (down ? index - step : index + step) & mask;
+	uint64_t linear;
+
+	if (!pio->string || last > mask - offset)
+		return false;
+	if (spec->mode == KVMRUN_MODE_LONG) {
+		uint64_t base = 0;
+
+		if (pio->segment == KVMRUN_SEG_FS || pio->segment == KVMRUN_SEG_GS)
+			base = result->sregs.segments[pio->segment].base;
+		linear = base + offset;
+		if (!is_canonical(linear) || !is_canonical(linear + last))
+			return false;
+	} else {
+		struct user_segment segment;
+
+		if (!user_segment(spec, result->sregs.segments[pio->segment].selector, &segment) ||
+		    (pio->is_in && !segment.writable) || offset > segment.limit ||
+		    last > segment.limit - offset)
+			return false;
+		linear = offset;	/* every user descriptor has base 0 */
+	}
+	if (!user_linear_ok(spec, linear, pio->size, pio->is_in))
+		return false;
+	*gpa = linear;		/* the identity map */
+	return true;
+}
+
+void
+vm_x86_pio_advance(const struct vm_x86_pio *pio, uint64_t *regs, uint64_t count)
+{
+	enum kvmrun_reg index = pio->is_in ? KVMRUN_REG_RDI : KVMRUN_REG_RSI;
+	uint64_t bytes = count * pio->size;
+	bool down = regs[KVMRUN_REG_RFLAGS] & RFLAGS_DF;
+
+	if (!pio->string)
+		return;
+	address_assign(pio->address_size, &regs[index],
+		       down ? regs[index] - bytes : regs[index] + bytes);
+	if (pio->rep)
+		address_assign(pio->address_size, &regs[KVMRUN_REG_RCX],
+			       regs[KVMRUN_REG_RCX] - count);
 }
 
 bool

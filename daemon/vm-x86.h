@@ -86,17 +86,38 @@ struct vm_x86_pio {
 	uint8_t size;		/* 1, 2 or 4 bytes an element */
 	bool string;		/* ins/outs: elements come from or go to memory */
 	bool rep;
+	uint8_t address_size;	/* string: 2, 4 or 8 bytes of (r/e)si, (r/e)di, (r/e)cx */
+	enum kvmrun_seg segment; /* string: es for ins, ds or the override for outs */
 	unsigned int length;	/* bytes of the instruction */
 };
 
 /*
- * Decodes the instruction at REGS[RIP] when it is port I/O.  Used where a
- * CPU raises #GP for I/O at CPL 3 despite IOPL 3 (kvm_pvm runs 64-bit user
- * code natively, where the host's I/O permissions apply), so the engine
- * carries the access out itself.
+ * Decodes the instruction a user-mode run took #GP(0) on, when it is port
+ * I/O the engine may carry out: RESULT holds the registers and segments at
+ * the fault (vm_x86_decode_exception).  Used where a CPU raises #GP for I/O
+ * at CPL 3 despite IOPL 3 (kvm_pvm runs 64-bit user code natively, where the
+ * host's I/O permissions apply), so the engine carries the access out itself.
+ * False for anything else, and for the forms it refuses (see the function).
  */
-bool vm_x86_decode_pio(const uint8_t *mem, const struct kvmrun_spec *spec, const uint64_t *regs,
-		       struct vm_x86_pio *pio);
+bool vm_x86_decode_user_pio(const uint8_t *mem, const struct kvmrun_spec *spec,
+			    const struct kvmrun_result *result, struct vm_x86_pio *pio);
+
+/* Elements PIO has still to do: (r/e)cx in its address size under rep, else 1. */
+uint64_t vm_x86_pio_count(const struct vm_x86_pio *pio, const uint64_t *regs);
+
+/*
+ * Where element N of the string I/O PIO (0: the one (r/e)si or (r/e)di
+ * points at now, then on in the direction flag's way) lies in guest memory,
+ * for a user-mode guest with RESULT's registers and segments.  False when
+ * the CPU at CPL 3 would fault on it (segment, limit, page protection), and
+ * whenever it is not in guest memory below the reserved area: the engine
+ * never touches the reserved area for a guest.
+ */
+bool vm_x86_pio_element(const struct kvmrun_spec *spec, const struct kvmrun_result *result,
+			const struct vm_x86_pio *pio, uint64_t n, uint64_t *gpa);
+
+/* Moves (r/e)si or (r/e)di, and (r/e)cx under rep, past COUNT elements done. */
+void vm_x86_pio_advance(const struct vm_x86_pio *pio, uint64_t *regs, uint64_t count);
 
 /*
  * Whether a user-mode run may do port I/O: it asked for IOPL 3 (the default

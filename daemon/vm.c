@@ -800,9 +800,14 @@ run_loop(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, uint64_t deadline
 }
 
 /*
- * Carries out the port I/O instruction a user-mode guest took #GP on though
- * it runs with IOPL 3 (kvm_pvm drops IOPL in user mode), at most a page of a rep string at a time (the instruction runs
- * again for the rest).  True when the guest is to be resumed.
+ * Carries out the port I/O instruction a user-mode guest took #GP(0) on
+ * though it runs with IOPL 3 (kvm_pvm drops IOPL in user mode), at most a
+ * page of a rep string at a time (the instruction runs again for the rest).
+ * A string instruction does only the elements the CPU itself would have
+ * allowed the guest (vm_x86_pio_element: its address size, segment,
+ * direction, the page protection, never the reserved area), up to the first
+ * it would fault on; when that is the first, nothing is done and the run
+ * ends as the #GP it was.  True when the guest is to be resumed.
  */
 static bool
 emulate_user_pio(struct kvmrun_vm *vm, const struct kvmrun_spec *spec,
@@ -810,27 +815,24 @@ emulate_user_pio(struct kvmrun_vm *vm, const struct kvmrun_spec *spec,
 		 struct kvmrun_error *err, int *rc)
 {
 	uint64_t *regs = result->regs;
-	uint64_t count = 1, address = 0;
+	uint64_t count = 1, gpa, n;
 	uint8_t buffer[KVMRUN_PAGE_SIZE];
 	struct port_access io = {
 		.port = pio->port, .is_in = pio->is_in, .size = pio->size, .data = buffer,
 	};
-	bool down = regs[KVMRUN_REG_RFLAGS] & (1u << 10);	/* DF */
 
 	if (pio->string) {
-		count = pio->rep ? regs[KVMRUN_REG_RCX] : 1;
+		count = vm_x86_pio_count(pio, regs);
+		if (count == 0)
+			goto advance;	/* a rep with nothing to do touches no memory */
 		if (count > sizeof(buffer) / pio->size)
 			count = sizeof(buffer) / pio->size;
-		address = regs[pio->is_in ? KVMRUN_REG_RDI : KVMRUN_REG_RSI];
-		if (down)
-			address -= (count - 1) * pio->size;
-		if (count == 0)
-			goto advance;
-		if (address >= spec->memory_size ||
-		    spec->memory_size - address < count * pio->size)
+		for (n = 0; n < count && vm_x86_pio_element(spec, result, pio, n, &gpa); n++)
+			if (!pio->is_in)
+				memcpy(buffer + n * pio->size, vm->mem + gpa, pio->size);
+		if (n == 0)
 			return false;	/* leave it reported as the #GP it was */
-		if (!pio->is_in)
-			memcpy(buffer, vm->mem + address, count * pio->size);
+		count = n;	/* the next run of the instruction faults where the CPU would */
 	} else if (!pio->is_in) {
 		memcpy(buffer, &regs[KVMRUN_REG_RAX], pio->size);
 	}
@@ -841,13 +843,12 @@ emulate_user_pio(struct kvmrun_vm *vm, const struct kvmrun_spec *spec,
 		return false;
 	}
 	if (pio->string) {
-		if (pio->is_in)
-			memcpy(vm->mem + address, buffer, count * pio->size);
-		regs[pio->is_in ? KVMRUN_REG_RDI : KVMRUN_REG_RSI] +=
-			down ? -(count * pio->size) : count * pio->size;
-		if (pio->rep)
-			regs[KVMRUN_REG_RCX] -= count;
-		if (pio->rep && regs[KVMRUN_REG_RCX] != 0)
+		/* The same elements as above: nothing they depend on has changed. */
+		for (n = 0; pio->is_in && n < count; n++)
+			if (vm_x86_pio_element(spec, result, pio, n, &gpa))
+				memcpy(vm->mem + gpa, buffer + n * pio->size, pio->size);
+		vm_x86_pio_advance(pio, regs, count);
+		if (pio->rep && vm_x86_pio_count(pio, regs) != 0)
 			return true;	/* rip stays: the rest on the next #GP */
 	} else if (pio->is_in) {
 		if (pio->size == 4)
@@ -869,7 +870,7 @@ is_user_pio_fault(const struct kvmrun_vm *vm, const struct kvmrun_spec *spec,
 	return exit->reason == KVMRUN_EXIT_EXCEPTION && exit->u.exception.vector == 13 &&
 	       exit->u.exception.error_code == 0 && vm_x86_user_io_allowed(spec) &&
 	       (exit->u.exception.cs & 3) == 3 &&
-	       vm_x86_decode_pio(vm->mem, spec, result->regs, pio);
+	       vm_x86_decode_user_pio(vm->mem, spec, result, pio);
 }
 
 int

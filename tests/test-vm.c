@@ -1,6 +1,7 @@
 /*
  * The KVM engine on real /dev/kvm: real guests (GNU as sources in tests/guests, assembled
- * by the build) in every mode, every exit, the limits and the layout checks.
+ * by the build) in every mode, every exit, the limits and ring-3 port I/O
+ * (the rules a spec is refused by are in test-spec.c, which needs no KVM).
  * Skips, with the reason, where /dev/kvm cannot be used.
  */
 #include <errno.h>
@@ -357,63 +358,6 @@ test_console_bound(unsigned int ring)
 }
 
 static void
-expect_refused(struct kvmrun_spec *spec, enum kvmrun_errcode code, const char *words,
-	       const char *name)
-{
-	struct kvmrun_result result;
-	struct kvmrun_error err = { 0 };
-	bool refused = !run(spec, &result, &err);
-
-	tap_ok(refused && err.code == code && strstr(err.message, words) != NULL,
-	       "%s: %s: %s", name, kvmrun_errcode_names[err.code], err.message);
-	kvmrun_result_free(&result);
-	kvmrun_spec_free(spec);
-}
-
-static void
-test_refusals(void)
-{
-	struct kvmrun_spec spec;
-	uint64_t reserved = vm_x86_reserved_base(KVMRUN_MODE_PROTECTED,
-						 KVMRUN_DEFAULT_MEMORY_SIZE);
-
-	spec_for(&spec, "hello-protected", KVMRUN_MODE_PROTECTED);
-	spec.image.address = reserved - 8;
-	expect_refused(&spec, KVMRUN_ERR_BAD_REQUEST, "reserved area",
-		       "an image overlapping the engine's tables");
-
-	spec_for(&spec, "hello-real", KVMRUN_MODE_REAL);
-	spec.image.address = KVMRUN_DEFAULT_MEMORY_SIZE + 0x1000;
-	expect_refused(&spec, KVMRUN_ERR_BAD_REQUEST, "outside guest memory",
-		       "a load address past memory");
-
-	spec_for(&spec, "hello-real", KVMRUN_MODE_REAL);
-	spec.memory_size = 3000;
-	expect_refused(&spec, KVMRUN_ERR_BAD_REQUEST, "not a multiple of 4096",
-		       "an unaligned memory size");
-
-	spec_for(&spec, "hello-real", KVMRUN_MODE_REAL);
-	spec.ring = 3;
-	expect_refused(&spec, KVMRUN_ERR_BAD_REQUEST, "ring", "ring 3 in real mode");
-
-	spec_for(&spec, "hello-real", KVMRUN_MODE_REAL);
-	set_reg(&spec, KVMRUN_REG_RIP, 0x12345);
-	expect_refused(&spec, KVMRUN_ERR_BAD_REQUEST, "regs.rip", "a real-mode rip past 0xffff");
-
-	spec_for(&spec, "hello-long", KVMRUN_MODE_LONG);
-	set_reg(&spec, KVMRUN_REG_RIP, 0x0000800000000000ull);
-	expect_refused(&spec, KVMRUN_ERR_BAD_REQUEST, "canonical", "a non-canonical rip");
-
-	spec_for(&spec, "hello-long", KVMRUN_MODE_LONG);
-	set_reg(&spec, KVMRUN_REG_RFLAGS, 0);
-	expect_refused(&spec, KVMRUN_ERR_BAD_REQUEST, "regs.rflags", "rflags without bit 1");
-
-	spec_for(&spec, "hello-long", KVMRUN_MODE_LONG);
-	add_dump(&spec, KVMRUN_DEFAULT_MEMORY_SIZE - 4, 8);
-	expect_refused(&spec, KVMRUN_ERR_BAD_REQUEST, "dump[0]", "a dump past memory");
-}
-
-static void
 test_isolation(void)
 {
 	struct kvmrun_spec spec;
@@ -713,6 +657,418 @@ test_faults(const char *guest, enum kvmrun_mode mode, unsigned int ring,
 }
 
 /*
+ * String port I/O at ring 3 (tests/guests/pio-*.S).  Where the host drops
+ * IOPL for user code (kvm_pvm's native 64-bit ring 3) every ins and outs
+ * takes #GP(0) and the engine carries it out itself; it must do only what
+ * the CPU would have allowed (the real address size, segment, direction and
+ * page protection) and never touch its reserved area.  Elsewhere the CPU
+ * and KVM's emulator decide, and the outcome must be the same.
+ */
+enum {
+	/* pio-protected.S */
+	PIO_INS, PIO_OUTS, PIO_INS_A16, PIO_OUTS_CS, PIO_OUTS_FS_NULL, PIO_INS_ES_CODE,
+	PIO_INS_FS, PIO_OUTS_DS_CODE64, PIO_READ_DS_CODE64, PIO_OUTS_DOWN,
+	/* pio-long.S: PIO_INS and PIO_OUTS, then */
+	PIO_INS_A32 = 2, PIO_OUTS_GS, PIO_INS_ES_NULL, PIO_OUTSW_ONCE, PIO_LONG_OUTS_DOWN,
+	PIO_OUTS_A32,
+};
+
+#define PIO_LOG_PORT 0x80
+#define PIO_FILL 0x8000		/* where the ins cases that may write, write */
+#define PIO_FILL_COUNT 0x40
+#define PIO_AREA_DUMP 0xff00	/* the reserved area but its top, where frames go */
+#define PIO_DUMP_AREA 0
+#define PIO_DUMP_FILL 1
+#define PIO_DUMP_BELOW 2	/* the 16 bytes below the area */
+
+static const char pio_msg[] = "rep outsb ok\n";
+
+struct pio_ctx {
+	enum kvmrun_mode mode;
+	const char *mode_name;
+	uint64_t reserved;
+	uint64_t msg;		/* where the guest holds pio_msg */
+	uint8_t *area;		/* the area after a run that did no I/O */
+};
+
+static void
+pio_spec(struct kvmrun_spec *spec, const struct pio_ctx *ctx, unsigned int id,
+	 uint64_t address, uint64_t count)
+{
+	spec_for(spec, ctx->mode == KVMRUN_MODE_LONG ? "pio-long" : "pio-protected", ctx->mode);
+	spec->ring = 3;
+	set_reg(spec, KVMRUN_REG_RBP, id);
+	set_reg(spec, KVMRUN_REG_RBX, address);
+	set_reg(spec, KVMRUN_REG_RCX, count);
+	spec->log_ports = malloc(sizeof(*spec->log_ports));
+	spec->log_ports[0] = PIO_LOG_PORT;
+	spec->log_port_count = 1;
+	add_dump(spec, ctx->reserved, PIO_AREA_DUMP);
+	add_dump(spec, PIO_FILL, KVMRUN_PAGE_SIZE);
+	add_dump(spec, ctx->reserved - 0x10, 0x10);
+}
+
+static bool
+pio_run(const struct pio_ctx *ctx, unsigned int id, uint64_t address, uint64_t count,
+	struct kvmrun_spec *spec, struct kvmrun_result *result)
+{
+	struct kvmrun_error err;
+
+	pio_spec(spec, ctx, id, address, count);
+	return run(spec, result, &err) && result->dump_count == 3;
+}
+
+static void
+pio_done(struct kvmrun_spec *spec, struct kvmrun_result *result)
+{
+	kvmrun_result_free(result);
+	kvmrun_spec_free(spec);
+}
+
+/*
+ * Whether the run left the reserved area as the run that did no I/O did,
+ * but for the bits the CPU sets itself as it uses the tables: the accessed
+ * bit of GDT descriptors, the accessed and dirty bits of paging entries.
+ */
+static bool
+pio_area_unchanged(const struct pio_ctx *ctx, const struct kvmrun_result *result)
+{
+	const uint8_t *got;
+
+	if (ctx->area == NULL || result->dump_count < 1)
+		return false;
+	got = result->dumps[PIO_DUMP_AREA].data;
+	for (size_t o = 0; o < PIO_AREA_DUMP; o++) {
+		uint8_t ignore = 0;
+
+		if (o < VM_X86_RSV_IDT && o % 8 == 5)
+			ignore = 0x01;
+		else if (o >= VM_X86_RSV_PML4 && o < VM_X86_RSV_STACK && o % 4 == 0)
+			ignore = 0x60;
+		if ((got[o] ^ ctx->area[o]) & ~ignore) {
+			tap_diag("reserved area + 0x%zx: 0x%02x, 0x%02x in the run without I/O", o,
+				 got[o], ctx->area[o]);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The opcode at RIP of the image past its prefixes, or -1. */
+static int
+pio_opcode(const struct kvmrun_spec *spec, uint64_t rip)
+{
+	static const uint8_t prefixes[] = { 0x66, 0x67, 0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e,
+					    0x64, 0x65 };
+
+	for (uint64_t at = rip - spec->image.address; at < spec->image.length; at++)
+		if (memchr(prefixes, spec->image.data[at], sizeof(prefixes)) == NULL)
+			return spec->image.data[at];
+	return -1;
+}
+
+/*
+ * Whether the run ended at the instruction with opcode OPCODE as the fault
+ * the CPU gives when it does not allow it: #GP(0), which the engine leaves
+ * as it was when it refuses.  In paged and long mode a host that honours
+ * IOPL 3 at ring 3 (not kvm_pvm) exits to KVM for the instruction, whose
+ * emulator then raises the #PF of a user access to the supervisor-only area:
+ * the same refusal, made by KVM.
+ */
+static bool
+pio_refused(const struct pio_ctx *ctx, const struct kvmrun_spec *spec,
+	    const struct kvmrun_result *result, int opcode, bool write)
+{
+	const struct kvmrun_exit *exit = &result->exit;
+	uint64_t rip = exit->u.exception.rip, cr2 = exit->u.exception.cr2;
+
+	if (exit->reason != KVMRUN_EXIT_EXCEPTION || rip != result->regs[KVMRUN_REG_RIP] ||
+	    (exit->u.exception.cs & 3) != 3 || pio_opcode(spec, rip) != opcode)
+		return false;
+	if (exit->u.exception.vector == 13)
+		return exit->u.exception.has_error_code && exit->u.exception.error_code == 0;
+	return ctx->mode != KVMRUN_MODE_PROTECTED && exit->u.exception.vector == 14 &&
+	       (exit->u.exception.error_code & 7) == (write ? 7u : 5u) && cr2 >= ctx->reserved &&
+	       cr2 < ctx->reserved + VM_X86_RESERVED_SIZE;
+}
+
+static const char *
+pio_outcome(const struct kvmrun_result *result, char *buf, size_t size)
+{
+	const struct kvmrun_exit *exit = &result->exit;
+
+	if (exit->reason != KVMRUN_EXIT_EXCEPTION)
+		snprintf(buf, size, "%s, rip 0x%llx", kvmrun_exit_reason_names[exit->reason],
+			 (unsigned long long)result->regs[KVMRUN_REG_RIP]);
+	else
+		snprintf(buf, size, "exception %u error 0x%x rip 0x%llx cr2 0x%llx",
+			 exit->u.exception.vector, exit->u.exception.error_code,
+			 (unsigned long long)exit->u.exception.rip,
+			 (unsigned long long)exit->u.exception.cr2);
+	return buf;
+}
+
+/*
+ * An I/O instruction the CPU would not allow: the run ends as its fault at
+ * it, with nothing printed, nothing written at PIO_FILL, the registers as
+ * they were and the area as it was.  INDEX is the register holding ADDRESS,
+ * or -1.
+ */
+static void
+pio_expect_refused(const struct pio_ctx *ctx, const char *what, unsigned int id,
+		   uint64_t address, uint64_t count, int opcode, int index)
+{
+	bool write = opcode == 0x6c;
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	char outcome[128];
+	bool ok = pio_run(ctx, id, address, count, &spec, &result), untouched = ok;
+
+	for (size_t i = 0; untouched && i < KVMRUN_PAGE_SIZE; i++)
+		untouched = result.dumps[PIO_DUMP_FILL].data[i] == 0;
+	tap_ok(ok && pio_refused(ctx, &spec, &result, opcode, write) && untouched &&
+		       pio_area_unchanged(ctx, &result) && result.console_length == 0 &&
+		       result.regs[KVMRUN_REG_RCX] == count &&
+		       (index < 0 || result.regs[index] == address),
+	       "%s mode, ring 3: %s (0x%llx) is refused: %s, nothing printed, area unchanged",
+	       ctx->mode_name, what, (unsigned long long)address,
+	       pio_outcome(&result, outcome, sizeof(outcome)));
+	pio_done(&spec, &result);
+}
+
+/* A legitimate outs: it prints WANT and leaves rsi at RSI (low MASK bits). */
+static void
+pio_expect_prints(const struct pio_ctx *ctx, const char *what, unsigned int id,
+		  uint64_t address, uint64_t count, const char *want, uint64_t rsi, uint64_t mask)
+{
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	char outcome[128];
+	size_t length = strlen(want);
+	bool ok = pio_run(ctx, id, address, count, &spec, &result);
+
+	tap_ok(ok && result.exit.reason == KVMRUN_EXIT_HLT && result.console_length == length &&
+		       memcmp(result.console, want, length) == 0 &&
+		       (result.regs[KVMRUN_REG_RSI] & mask) == rsi &&
+		       pio_area_unchanged(ctx, &result),
+	       "%s mode, ring 3: %s prints its %zu bytes and halts (%s, %zu bytes printed, "
+	       "rsi 0x%llx)", ctx->mode_name, what, length,
+	       pio_outcome(&result, outcome, sizeof(outcome)), result.console_length,
+	       (unsigned long long)result.regs[KVMRUN_REG_RSI]);
+	pio_done(&spec, &result);
+}
+
+/*
+ * A legitimate ins of PIO_FILL_COUNT bytes that must land at PIO_FILL: 0xff
+ * there, nothing past it, rdi and rcx (their low MASK bits) as given.
+ */
+static void
+pio_expect_fills(const struct pio_ctx *ctx, const char *what, unsigned int id,
+		 uint64_t address, uint64_t count, uint64_t rdi, uint64_t rcx, uint64_t mask)
+{
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	char outcome[128];
+	bool ok = pio_run(ctx, id, address, count, &spec, &result), filled = ok;
+
+	for (size_t i = 0; filled && i < KVMRUN_PAGE_SIZE; i++)
+		filled = result.dumps[PIO_DUMP_FILL].data[i] == (i < PIO_FILL_COUNT ? 0xff : 0);
+	tap_ok(ok && result.exit.reason == KVMRUN_EXIT_HLT && filled &&
+		       (result.regs[KVMRUN_REG_RDI] & mask) == rdi &&
+		       (result.regs[KVMRUN_REG_RCX] & mask) == rcx &&
+		       pio_area_unchanged(ctx, &result),
+	       "%s mode, ring 3: %s fills 0x%x bytes at 0x%x with 0xff and halts (%s, rdi 0x%llx, "
+	       "rcx 0x%llx)", ctx->mode_name, what, PIO_FILL_COUNT, PIO_FILL,
+	       pio_outcome(&result, outcome, sizeof(outcome)),
+	       (unsigned long long)result.regs[KVMRUN_REG_RDI],
+	       (unsigned long long)result.regs[KVMRUN_REG_RCX]);
+	pio_done(&spec, &result);
+}
+
+/*
+ * rep insb from 16 bytes below the area for 32: the CPU does the 16 that
+ * are the guest's, then faults at the area with rcx and rdi saying so.
+ */
+static void
+pio_expect_partial(const struct pio_ctx *ctx)
+{
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	char outcome[128];
+	bool ok = pio_run(ctx, PIO_INS, ctx->reserved - 0x10, 0x20, &spec, &result), filled = ok;
+
+	for (size_t i = 0; filled && i < 0x10; i++)
+		filled = result.dumps[PIO_DUMP_BELOW].data[i] == 0xff;
+	tap_ok(ok && pio_refused(ctx, &spec, &result, 0x6c, true) && filled &&
+		       result.regs[KVMRUN_REG_RCX] == 0x10 &&
+		       result.regs[KVMRUN_REG_RDI] == ctx->reserved &&
+		       pio_area_unchanged(ctx, &result),
+	       "%s mode, ring 3: rep insb of 0x20 bytes from 0x10 below the area fills those "
+	       "0x10, then faults at the area (%s, rcx 0x%llx, rdi 0x%llx)", ctx->mode_name,
+	       pio_outcome(&result, outcome, sizeof(outcome)),
+	       (unsigned long long)result.regs[KVMRUN_REG_RCX],
+	       (unsigned long long)result.regs[KVMRUN_REG_RDI]);
+	pio_done(&spec, &result);
+}
+
+static const struct {
+	const char *name;
+	uint64_t offset;
+} pio_targets[] = {
+	{ "GDT", VM_X86_RSV_GDT },
+	{ "IDT", VM_X86_RSV_IDT },
+	{ "TSS", VM_X86_RSV_TSS },
+	{ "exception stubs", VM_X86_RSV_STUBS },
+	{ "PML4 (page directory in paged mode)", VM_X86_RSV_PML4 },
+	{ "PDPT", VM_X86_RSV_PDPT },
+	{ "page directories", VM_X86_RSV_PD },
+	{ "page table of the area", VM_X86_RSV_PT },
+	{ "exception stack", VM_X86_RSV_STACK },
+};
+
+/* Sets CTX up: the guest's message and the area after a run without I/O. */
+static bool
+pio_setup(struct pio_ctx *ctx, enum kvmrun_mode mode)
+{
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	const uint8_t *at;
+	bool ok;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->mode = mode;
+	ctx->mode_name = kvmrun_mode_names[mode];
+	ctx->reserved = vm_x86_reserved_base(mode, KVMRUN_DEFAULT_MEMORY_SIZE);
+	/* rep insb with rcx 0 does nothing, then the guest halts. */
+	ok = pio_run(ctx, PIO_INS, PIO_FILL, 0, &spec, &result) &&
+	     result.exit.reason == KVMRUN_EXIT_HLT;
+	at = memmem(spec.image.data, spec.image.length, pio_msg, strlen(pio_msg));
+	if (ok && at != NULL) {
+		ctx->msg = spec.image.address + (uint64_t)(at - spec.image.data);
+		ctx->area = malloc(PIO_AREA_DUMP);
+		memcpy(ctx->area, result.dumps[PIO_DUMP_AREA].data, PIO_AREA_DUMP);
+	}
+	tap_ok(ctx->area != NULL, "%s mode, ring 3: a rep insb with rcx 0 halts (the run the "
+	       "others' reserved area is compared with)", ctx->mode_name);
+	pio_done(&spec, &result);
+	return ctx->area != NULL;
+}
+
+static void
+pio_reserved_targets(const struct pio_ctx *ctx, unsigned int down)
+{
+	char what[128];
+
+	for (size_t i = 0; i < sizeof(pio_targets) / sizeof(pio_targets[0]); i++) {
+		uint64_t target = ctx->reserved + pio_targets[i].offset;
+
+		snprintf(what, sizeof(what), "rep insb from a log port into the %s",
+			 pio_targets[i].name);
+		pio_expect_refused(ctx, what, PIO_INS, target, 0x40, 0x6c, KVMRUN_REG_RDI);
+		snprintf(what, sizeof(what), "rep outsb of the %s to the console",
+			 pio_targets[i].name);
+		pio_expect_refused(ctx, what, PIO_OUTS, target, 0x40, 0x6e, KVMRUN_REG_RSI);
+	}
+	/* Downwards from the IDT's 64th byte: the whole run lies in the area. */
+	pio_expect_refused(ctx, "std; rep outsb of the IDT downwards", down,
+			   ctx->reserved + VM_X86_RSV_IDT + 0x3f, 0x40, 0x6e, KVMRUN_REG_RSI);
+}
+
+static void
+pio_reversed(char *out)
+{
+	size_t n = strlen(pio_msg);
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = pio_msg[n - 1 - i];
+	out[n] = '\0';
+}
+
+/* 32-bit code at ring 3: protected mode (segment limits) or paged mode. */
+static void
+test_pio_32(enum kvmrun_mode mode)
+{
+	uint64_t n = strlen(pio_msg), m32 = UINT32_MAX;
+	struct pio_ctx ctx;
+	char reversed[sizeof(pio_msg)], name[96];
+
+	snprintf(name, sizeof(name), "%s mode, ring 3: string port I/O", kvmrun_mode_names[mode]);
+	if (skip_unsupported(name, mode) || !pio_setup(&ctx, mode))
+		return;
+	pio_reversed(reversed);
+	pio_expect_prints(&ctx, "rep outsb of a string in guest memory", PIO_OUTS, ctx.msg, n,
+			  pio_msg, ctx.msg + n, m32);
+	pio_expect_fills(&ctx, "rep insb from a log port into guest memory", PIO_INS, PIO_FILL,
+			 PIO_FILL_COUNT, PIO_FILL + PIO_FILL_COUNT, 0, m32);
+	pio_expect_prints(&ctx, "std; rep outsb", PIO_OUTS_DOWN, ctx.msg + n - 1, n, reversed,
+			  ctx.msg - 1, m32);
+	pio_reserved_targets(&ctx, PIO_OUTS_DOWN);
+	pio_expect_partial(&ctx);
+	/* 0x67: di and cx.  edi points into the area, di at PIO_FILL. */
+	pio_expect_fills(&ctx, "addr16 rep insb with edi in the area, di in guest memory",
+			 PIO_INS_A16, ctx.reserved + PIO_FILL, 0xffff0000 | PIO_FILL_COUNT,
+			 ctx.reserved + PIO_FILL + PIO_FILL_COUNT, 0xffff0000, m32);
+	pio_expect_prints(&ctx, "rep outsb %cs:(%esi)", PIO_OUTS_CS, ctx.msg, n, pio_msg,
+			  ctx.msg + n, m32);
+	pio_expect_refused(&ctx, "rep outsb %cs:(%esi) of the IDT", PIO_OUTS_CS,
+			   ctx.reserved + VM_X86_RSV_IDT, 0x40, 0x6e, KVMRUN_REG_RSI);
+	pio_expect_refused(&ctx, "rep outsb through a null fs", PIO_OUTS_FS_NULL, ctx.msg, n,
+			   0x6e, KVMRUN_REG_RSI);
+	pio_expect_refused(&ctx, "rep insb through es holding the code segment",
+			   PIO_INS_ES_CODE, PIO_FILL, PIO_FILL_COUNT, 0x6c, KVMRUN_REG_RDI);
+	pio_expect_fills(&ctx, "fs rep insb with a null fs (ins writes through es)", PIO_INS_FS,
+			 PIO_FILL, PIO_FILL_COUNT, PIO_FILL + PIO_FILL_COUNT, 0, m32);
+	pio_expect_refused(&ctx, "rep outsb of the IDT through ds = 0x33",
+			   PIO_OUTS_DS_CODE64, ctx.reserved + VM_X86_RSV_IDT, 0x40, 0x6e,
+			   KVMRUN_REG_RSI);
+	if (mode == KVMRUN_MODE_PROTECTED)
+		pio_expect_refused(&ctx, "a read of the IDT through ds = 0x33 (its limit ends "
+				   "below the area)", PIO_READ_DS_CODE64,
+				   ctx.reserved + VM_X86_RSV_IDT, 0, 0x8b, -1);
+	free(ctx.area);
+}
+
+static void
+test_pio_long(void)
+{
+	uint64_t n = strlen(pio_msg), m32 = UINT32_MAX, above = 1ull << 32;
+	struct pio_ctx ctx;
+	char reversed[sizeof(pio_msg)];
+
+	if (!pio_setup(&ctx, KVMRUN_MODE_LONG))
+		return;
+	pio_reversed(reversed);
+	pio_expect_prints(&ctx, "rep outsb of a string in guest memory", PIO_OUTS, ctx.msg, n,
+			  pio_msg, ctx.msg + n, UINT64_MAX);
+	pio_expect_fills(&ctx, "rep insb from a log port into guest memory", PIO_INS, PIO_FILL,
+			 PIO_FILL_COUNT, PIO_FILL + PIO_FILL_COUNT, 0, UINT64_MAX);
+	pio_expect_prints(&ctx, "std; rep outsb", PIO_LONG_OUTS_DOWN, ctx.msg + n - 1, n,
+			  reversed, ctx.msg - 1, UINT64_MAX);
+	pio_expect_prints(&ctx, "outsw", PIO_OUTSW_ONCE, ctx.msg, 0, "re", ctx.msg + 2,
+			  UINT64_MAX);
+	pio_reserved_targets(&ctx, PIO_LONG_OUTS_DOWN);
+	pio_expect_partial(&ctx);
+	/* 0x67: edi, esi and ecx; the upper halves do not count. */
+	pio_expect_fills(&ctx, "addr32 rep insb with rdi past 4 GiB, edi in guest memory",
+			 PIO_INS_A32, above + PIO_FILL, above | PIO_FILL_COUNT,
+			 PIO_FILL + PIO_FILL_COUNT, 0, m32);
+	pio_expect_refused(&ctx, "addr32 rep insb with edi at the IDT", PIO_INS_A32,
+			   above + ctx.reserved + VM_X86_RSV_IDT, 0x40, 0x6c, KVMRUN_REG_RDI);
+	pio_expect_prints(&ctx, "addr32 rep outsb with rsi past 4 GiB, esi in guest memory",
+			  PIO_OUTS_A32, above + ctx.msg, n, pio_msg, ctx.msg + n, m32);
+	pio_expect_refused(&ctx, "addr32 rep outsb with esi at the IDT", PIO_OUTS_A32,
+			   above + ctx.reserved + VM_X86_RSV_IDT, 0x40, 0x6e, KVMRUN_REG_RSI);
+	pio_expect_prints(&ctx, "rep outsb %gs:(%rsi)", PIO_OUTS_GS, ctx.msg, n, pio_msg,
+			  ctx.msg + n, UINT64_MAX);
+	pio_expect_refused(&ctx, "rep outsb %gs:(%rsi) of the GDT", PIO_OUTS_GS,
+			   ctx.reserved + VM_X86_RSV_GDT, 0x40, 0x6e, KVMRUN_REG_RSI);
+	pio_expect_fills(&ctx, "rep insb through a null es (64-bit code does not check it)",
+			 PIO_INS_ES_NULL, PIO_FILL, PIO_FILL_COUNT, PIO_FILL + PIO_FILL_COUNT, 0,
+			 UINT64_MAX);
+	free(ctx.area);
+}
+
+/*
  * Skips the whole test only where /dev/kvm is missing or cannot be opened;
  * a device that opens but that the engine cannot use is a failure.
  */
@@ -772,7 +1128,6 @@ main(void)
 	test_triple_fault();
 	test_console_bound(0);
 	test_console_bound(3);
-	test_refusals();
 	test_isolation();
 	test_cancel();
 	test_compiled_guest(3);
@@ -784,6 +1139,9 @@ main(void)
 	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 0, protected_ring0);
 	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 3, protected_ring3);
 	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 3, paged_ring3_reserved);
+	test_pio_32(KVMRUN_MODE_PROTECTED);
+	test_pio_32(KVMRUN_MODE_PAGED);
+	test_pio_long();
 
 	vm_host_close(host);
 	return tap_done();
