@@ -29,6 +29,19 @@ is "$(stat -c %a "$SOCK")" 660 "no --socket-mode: the socket is made with 0660"
 timeout 10 "$KVMRUND" --socket "$test_dir/selftest.sock" --seccomp-selftest \
 	2>"$test_dir/err"
 is "$?" 159 "--seccomp-selftest: a forbidden call kills the daemon with SIGSYS (status 159)"
+# Each call the filter narrows, made the way the daemon never makes it.
+for call in socket-inet socket-stream clone-fork clone-namespace connect unlink \
+	unlinkat prctl; do
+	timeout 10 "$KVMRUND" --socket "$test_dir/selftest.sock" \
+		--seccomp-selftest="$call" 2>"$test_dir/err"
+	is "$?" 159 "--seccomp-selftest=$call: killed with SIGSYS"
+done
+for refused in "clone3:Function not implemented" "open:Permission denied"; do
+	out=$(timeout 10 "$KVMRUND" --socket "$test_dir/selftest.sock" \
+		--seccomp-selftest="${refused%%:*}" 2>&1)
+	is "$?:$out" "0:<6>main: seccomp: ${refused%%:*} was refused with ${refused#*:}" \
+		"--seccomp-selftest=${refused%%:*}: refused with ${refused#*:}"
+done
 start_daemon --workers 2
 off=$(filter_off)
 if [ -n "$off" ]; then
