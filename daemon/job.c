@@ -25,6 +25,8 @@ struct job {
 	uint64_t sequence;
 	bool cancelled;
 	uint64_t cost; /* of the budget: see job_cost */
+	char *line;    /* a line to parse (job_submit_parse), else REQ to run */
+	size_t line_length;
 	struct proto_request req;
 	/* Allocated at submission, so a worker can always post its answer. */
 	struct job_completion *done;
@@ -44,6 +46,7 @@ struct job_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wakeup;
 	struct kvmrun_host *host;
+	struct proto_limits limits;
 	void (*notify)(void *arg);
 	void *notify_arg;
 	struct job *queue_head;
@@ -91,6 +94,7 @@ job_unlock(struct job_pool *pool)
 static void
 job_free(struct job *job)
 {
+	free(job->line);
 	proto_request_free(&job->req);
 	job_completion_free(job->done);
 	free(job);
@@ -103,6 +107,7 @@ job_completion_free(struct job_completion *done)
 		return;
 	free(done->line);
 	free(done->id_json);
+	proto_request_free(&done->request);
 	kvmrun_result_free(&done->result);
 	free(done);
 }
@@ -331,6 +336,37 @@ job_post(struct job_pool *pool, struct job *job)
 	job->done = NULL;
 }
 
+/* Parses JOB's line and posts the request, or the error, for the loop. */
+static void
+job_parse(struct job_pool *pool, struct job *job)
+{
+	struct job_completion *done = job->done;
+	int rc;
+
+	done->client = job->client;
+	done->sequence = job->sequence;
+	done->parsed = true;
+	rc = proto_request_parse(job->line, job->line_length, &pool->limits,
+				 &done->request, &done->error);
+	done->ok = rc == 0;
+	if (rc < 0) {
+		/* The error answer carries the id the line had, if it had one. */
+		done->id_json = done->request.id_json;
+		done->request.id_json = NULL;
+		proto_request_free(&done->request);
+	}
+	free(job->line);
+	job->line = NULL;
+
+	job_lock(pool);
+	pool->running--;
+	pool->memory -= job->cost;
+	job_post(pool, job);
+	job_unlock(pool);
+	pool->notify(pool->notify_arg);
+	job_free(job);
+}
+
 static void
 job_run(struct job_worker *w, struct job *job)
 {
@@ -399,8 +435,12 @@ job_worker_main(void *arg)
 	if (--w->pool->preparing == 0)
 		job_wake_all(w->pool);
 	job_unlock(w->pool);
-	while ((job = job_take(w)) != NULL)
-		job_run(w, job);
+	while ((job = job_take(w)) != NULL) {
+		if (job->line != NULL)
+			job_parse(w->pool, job);
+		else
+			job_run(w, job);
+	}
 	job_lock(w->pool);
 	while (w->prepared_count > 0)
 		job_drop_one(w);
@@ -513,6 +553,7 @@ job_pool_create(struct kvmrun_host *host, const struct job_pool_config *cfg,
 		goto out_free_workers;
 	}
 	pool->host = host;
+	pool->limits = cfg->limits;
 	pool->notify = notify;
 	pool->notify_arg = arg;
 	pool->queue_tail = &pool->queue_head;
@@ -589,26 +630,20 @@ job_pool_destroy(struct job_pool *pool)
 	free(pool);
 }
 
-int
-job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
-	   struct proto_request *req)
+/*
+ * Queues JOB (its completion allocated here); on failure JOB is freed
+ * without what it carries, which stays its caller's.
+ */
+static int
+job_enqueue(struct job_pool *pool, struct job *job)
 {
-	struct job *job;
 	int rc = 0;
 
-	job = calloc(1, sizeof(*job));
-	if (job == NULL)
-		return -ENOMEM;
 	job->done = calloc(1, sizeof(*job->done));
 	if (job->done == NULL) {
 		free(job);
 		return -ENOMEM;
 	}
-	job->client = client;
-	job->sequence = sequence;
-	job->cost = job_cost(req);
-	job->req = *req;
-
 	job_lock(pool);
 	if (pool->closed || pool->stopping) {
 		rc = -ESHUTDOWN;
@@ -626,15 +661,48 @@ job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
 		}
 	}
 	job_unlock(pool);
-
 	if (rc < 0) {
-		/* REQ still owns the request. */
 		free(job->done);
 		free(job);
-		return rc;
 	}
-	memset(req, 0, sizeof(*req));
-	return 0;
+	return rc;
+}
+
+int
+job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
+	   struct proto_request *req)
+{
+	struct job *job = calloc(1, sizeof(*job));
+	int rc;
+
+	if (job == NULL)
+		return -ENOMEM;
+	job->client = client;
+	job->sequence = sequence;
+	job->cost = job_cost(req);
+	job->req = *req;
+	rc = job_enqueue(pool, job);
+	/* Queued, the job owns the request; else REQ still does. */
+	if (rc == 0)
+		memset(req, 0, sizeof(*req));
+	return rc;
+}
+
+int
+job_submit_parse(struct job_pool *pool, uint64_t client, uint64_t sequence,
+		 char *line, size_t length)
+{
+	struct job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return -ENOMEM;
+	job->client = client;
+	job->sequence = sequence;
+	/* The line, and the strings json-c makes of it. */
+	job->cost = 2 * (uint64_t)length;
+	job->line = line;
+	job->line_length = length;
+	return job_enqueue(pool, job);
 }
 
 /*

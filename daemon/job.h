@@ -18,18 +18,24 @@
 struct job_pool;
 
 /*
- * One finished run, for the client CLIENT and its request SEQUENCE.  A
- * worker formats an answer carrying bulk output (console, io log, dumps)
- * into LINE itself, so the event loop never stalls on it; a small one it
- * leaves to the loop, whose CPU is free while short runs keep the workers
+ * One finished job, for the client CLIENT and its request SEQUENCE.
+ *
+ * A run: a worker formats an answer carrying bulk output (console, io log,
+ * dumps) into LINE itself, so the event loop never stalls on it; a small one
+ * it leaves to the loop, whose CPU is free while short runs keep the workers
  * busy.  Either way job_completion_line gives the line.
+ *
+ * A request line parsed on a worker (job_submit_parse): REQUEST when it
+ * parsed, else ERROR and ID_JSON; the loop then goes on with it.
  */
 struct job_completion {
 	struct job_completion *next;
 	uint64_t client;
 	uint64_t sequence;
-	bool ok; /* RESULT, else ERROR */
+	bool parsed; /* a parse: REQUEST or ERROR, not a run's */
+	bool ok;     /* RESULT (or REQUEST), else ERROR */
 	char *id_json;
+	struct proto_request request;
 	/* How the run ended, kept when RESULT is freed for a formatted LINE. */
 	enum kvmrun_exit_reason reason;
 	uint64_t exits;
@@ -59,6 +65,7 @@ uint64_t job_cost(const struct proto_request *req);
 #define JOB_PREPARED_MEMORY KVMRUN_DEFAULT_MEMORY_SIZE
 
 struct job_pool_config {
+	struct proto_limits limits; /* what lines given to job_submit_parse obey */
 	unsigned int workers;
 	size_t queue_max;
 	unsigned int prepared; /* VMs each worker keeps made ahead, 0 for none */
@@ -100,6 +107,15 @@ void job_pool_destroy(struct job_pool *pool);
  */
 int job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
 	       struct proto_request *req);
+
+/*
+ * Queues the request line LINE (LENGTH bytes, malloc'ed; the job owns it on
+ * success) of CLIENT to be parsed on a worker: a line so long that parsing
+ * it would stall the event loop.  Its completion has parsed set.  Errors as
+ * job_submit.
+ */
+int job_submit_parse(struct job_pool *pool, uint64_t client, uint64_t sequence,
+		     char *line, size_t length);
 
 /*
  * Forgets CLIENT's jobs: queued ones are dropped, running ones cancelled

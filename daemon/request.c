@@ -163,45 +163,103 @@ request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
 	}
 }
 
+/* Answers the parsed request REQ, or queues its run; frees what REQ holds. */
+static int
+request_dispatch(struct request_handler *h, uint64_t client, uint64_t sequence,
+		 struct proto_request *req, char **answerp, size_t *lengthp)
+{
+	struct kvmrun_error err;
+	char *answer = NULL;
+
+	switch (req->op) {
+	case KVMRUN_OP_PING:
+		answer = request_ping(h, req->id_json, lengthp);
+		break;
+	case KVMRUN_OP_STATS:
+		answer = request_stats(h, req->id_json, lengthp);
+		break;
+	case KVMRUN_OP_RUN:
+		if (request_submit(h, client, sequence, req, &err) == 0) {
+			log_debug("request", "client %llu: run request %llu queued",
+				  (unsigned long long)client,
+				  (unsigned long long)sequence);
+			return REQUEST_PENDING;
+		}
+		answer = request_error(h, req->id_json, &err, lengthp);
+		break;
+	case KVMRUN_OP_COUNT:
+		fatalx("request", "the codec returned op %d", (int)req->op);
+	}
+	proto_request_free(req);
+	if (answer == NULL)
+		return -ENOMEM;
+	*answerp = answer;
+	return 0;
+}
+
+/* Hands LINE to a worker to parse: the loop would stall on it. */
+static int
+request_parse_later(struct request_handler *h, uint64_t client, uint64_t sequence,
+		    const char *line, size_t length, char **answerp, size_t *lengthp)
+{
+	struct job_pool_state state;
+	struct kvmrun_error err;
+	char *copy = malloc(length);
+	int rc;
+
+	if (copy == NULL)
+		return -ENOMEM;
+	memcpy(copy, line, length);
+	rc = job_submit_parse(h->pool, client, sequence, copy, length);
+	if (rc == 0)
+		return REQUEST_PENDING;
+	free(copy);
+	job_pool_state(h->pool, &state);
+	if (rc == -EBUSY)
+		kvmrun_error_set(&err, KVMRUN_ERR_BUSY,
+				 "run queue full: %zu runs and long lines waiting "
+				 "(--queue); retry later", state.queue_max);
+	else if (rc == -ESHUTDOWN)
+		kvmrun_error_set(&err, KVMRUN_ERR_BUSY, "kvmrund is shutting down");
+	else
+		kvmrun_error_set(&err, KVMRUN_ERR_INTERNAL, "cannot queue the line: %s",
+				 strerror(-rc));
+	*answerp = request_error(h, "null", &err, lengthp);
+	return *answerp != NULL ? 0 : -ENOMEM;
+}
+
 int
 request_handle_line(struct request_handler *h, uint64_t client, uint64_t sequence,
 		    const char *line, size_t length, char **answerp, size_t *lengthp)
 {
 	struct proto_request req;
 	struct kvmrun_error err;
-	char *answer = NULL;
+	char *answer;
 
-	if (proto_request_parse(line, length, &h->limits, &req, &err) < 0) {
-		/* No id when even that ran out of memory. */
-		answer = request_error(h, req.id_json != NULL ? req.id_json : "null",
-				       &err, lengthp);
-		goto out_free_req;
-	}
-	switch (req.op) {
-	case KVMRUN_OP_PING:
-		answer = request_ping(h, req.id_json, lengthp);
-		break;
-	case KVMRUN_OP_STATS:
-		answer = request_stats(h, req.id_json, lengthp);
-		break;
-	case KVMRUN_OP_RUN:
-		if (request_submit(h, client, sequence, &req, &err) == 0) {
-			log_debug("request", "client %llu: run request %llu queued",
-				  (unsigned long long)client,
-				  (unsigned long long)sequence);
-			return REQUEST_PENDING;
-		}
-		answer = request_error(h, req.id_json, &err, lengthp);
-		break;
-	case KVMRUN_OP_COUNT:
-		fatalx("request", "the codec returned op %d", (int)req.op);
-	}
-out_free_req:
+	if (length >= REQUEST_PARSE_ON_WORKER && length <= h->limits.max_line)
+		return request_parse_later(h, client, sequence, line, length, answerp,
+					   lengthp);
+	if (proto_request_parse(line, length, &h->limits, &req, &err) == 0)
+		return request_dispatch(h, client, sequence, &req, answerp, lengthp);
+	/* No id when even that ran out of memory. */
+	answer = request_error(h, req.id_json != NULL ? req.id_json : "null", &err, lengthp);
 	proto_request_free(&req);
 	if (answer == NULL)
 		return -ENOMEM;
 	*answerp = answer;
 	return 0;
+}
+
+int
+request_handle_parsed(struct request_handler *h, struct job_completion *done,
+		      char **answerp, size_t *lengthp)
+{
+	if (done->ok)
+		return request_dispatch(h, done->client, done->sequence, &done->request,
+					answerp, lengthp);
+	*answerp = request_error(h, done->id_json != NULL ? done->id_json : "null",
+				 &done->error, lengthp);
+	return *answerp != NULL ? 0 : -ENOMEM;
 }
 
 void

@@ -750,13 +750,17 @@ server_accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_io_start(loop, &s->accept_watcher);
 }
 
-/* Fills the slot a completion answers. */
+/*
+ * Fills the slot a completion answers: a run's answer, or for a line parsed
+ * on a worker, its answer or nothing yet (its run was queued).
+ */
 static void
 client_complete(struct server_client *c, struct job_completion *done)
 {
 	struct server_slot *slot;
 	size_t length;
 	char *line;
+	int rc = 0;
 
 	for (slot = STAILQ_FIRST(&c->slots); slot != NULL;
 	     slot = STAILQ_NEXT(slot, entry))
@@ -766,9 +770,14 @@ client_complete(struct server_client *c, struct job_completion *done)
 		fatalx("server",
 		       "client %llu: an answer to request %llu it is not waiting for",
 		       client_id(c), (unsigned long long)done->sequence);
+	if (done->parsed)
+		rc = request_handle_parsed(c->server->requests, done, &line, &length);
+	else
+		line = job_completion_line(done, &length);
+	if (rc == REQUEST_PENDING)
+		return;
 	c->pending--;
-	line = job_completion_line(done, &length);
-	if (line == NULL) {
+	if (rc < 0 || line == NULL) {
 		c->broken = true;
 		return;
 	}
@@ -787,7 +796,8 @@ server_completions_cb(struct ev_loop *loop, ev_async *w, int revents)
 	/* Several sends may have folded into this call: take the whole list. */
 	for (done = job_completions_take(s->pool); done != NULL; done = next) {
 		next = done->next;
-		request_count_completion(s->requests, done);
+		if (!done->parsed)
+			request_count_completion(s->requests, done);
 		c = server_find_client(s, done->client);
 		if (c != NULL) {
 			client_complete(c, done);
@@ -976,6 +986,7 @@ server_create(const struct server_config *cfg, struct host_watch *hosts, int lis
 	}
 	server_watchers_start(s);
 	pool_cfg = (struct job_pool_config){
+		.limits = cfg->limits,
 		.workers = cfg->workers,
 		.queue_max = cfg->queue,
 		.prepared = cfg->prepared_vms,

@@ -238,6 +238,33 @@ else
 		"1000 pipelined requests in one write: all answered, in order, 500 runs unavailable"
 fi
 
+# Lines long enough to be parsed on a worker (256 KiB and more) keep their
+# place: a long run, a long malformed line and pings between them are
+# answered in order.
+"$PYTHON3" - "$HELLO" >"$test_dir/long" <<'EOF'
+import json, sys
+run = json.loads(sys.argv[1])
+run["id"] = 1
+run["regions"] = [{"address": 0x10000, "data": "A" * (400 << 10)}]
+print(json.dumps(run, separators=(",", ":")))
+print('{"id":2,"op":"ping"}')
+print('{"id":3,"op":"run","mode":"real","image":"' + "A" * (300 << 10) + '!"}')
+print('{"id":4,"op":"ping"}')
+EOF
+r=$(send_raw <"$test_dir/long" | "$PYTHON3" -c '
+import json, sys
+for l in sys.stdin:
+    a = json.loads(l)
+    print(a["id"], a["exit"]["reason"] if "exit" in a else
+          a["error"]["code"] if "error" in a else "pong", end=" ")')
+if have_kvm; then
+	is "$r" "1 hlt 2 pong 3 bad_request 4 pong " \
+		"long lines parsed on a worker: answered in order with the lines between"
+else
+	is "$r" "1 unavailable 2 pong 3 bad_request 4 pong " \
+		"long lines parsed on a worker: answered in order with the lines between"
+fi
+
 # --- clients that vanish ----------------------------------------------------
 SOCK=$MAIN_SOCK
 DAEMON_PID=$MAIN_PID
