@@ -239,7 +239,7 @@ start_daemon() {
 # stop_daemon [SIGNAL]: signals the last daemon and returns its exit status,
 # killing it when it does not exit in time (see wait_exit).
 stop_daemon() {
-	kill -"${1:-TERM}" "$DAEMON_PID"
+	kill -"${1:-TERM}" "$DAEMON_PID" 2>/dev/null
 	wait_exit "$DAEMON_PID"
 	_status=$?
 	forget_daemon "$DAEMON_PID"
@@ -351,6 +351,7 @@ import json, socket, sys, time
 deadline = time.monotonic() + float(sys.argv[3])
 while True:
     s = socket.socket(socket.AF_UNIX)
+    s.settimeout(float(sys.argv[3]))
     s.connect(sys.argv[1])
     s.sendall(b'{"id":0,"op":"stats"}\n')
     stats = json.loads(s.makefile().readline())["stats"]
