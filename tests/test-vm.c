@@ -320,6 +320,66 @@ test_io(void)
 	kvmrun_spec_free(&spec);
 }
 
+/* Sizes 2 and 4, a rep string, and an io exit in with a count. */
+static void
+test_io_widths(void)
+{
+	static uint8_t abc[] = { 'a', 'b', 'c' };
+	struct kvmrun_blob region = { .address = 0x7000, .data = abc, .length = 3 };
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	struct kvmrun_error err;
+	const struct kvmrun_io_record *log;
+
+	spec_for(&spec, "io-widths-real", KVMRUN_MODE_REAL);
+	spec.regions = &region;
+	spec.region_count = 1;
+	run(&spec, &result, &err);
+	tap_ok(result.exit.reason == KVMRUN_EXIT_IO && result.exit.u.io.port == 0x80 &&
+		       !result.exit.u.io.is_in && result.exit.u.io.size == 2 &&
+		       result.exit.u.io.data_length == 2 && result.exit.u.io.data[0] == 0x34 &&
+		       result.exit.u.io.data[1] == 0x12,
+	       "a 16-bit OUT ends as io of size 2 with its two bytes");
+	kvmrun_result_free(&result);
+
+	spec.log_ports = malloc(sizeof(*spec.log_ports));
+	spec.log_ports[0] = 0x80;
+	spec.log_port_count = 1;
+	run(&spec, &result, &err);
+	log = result.io_log;
+	tap_ok(result.io_log_count == 5 && log[0].size == 2 && log[0].value == 0x1234 &&
+		       log[1].size == 4 && log[1].value == 0x89abcdef && log[2].size == 1 &&
+		       log[2].value == 'a' && log[3].value == 'b' && log[4].value == 'c',
+	       "io_log records of size 2 and 4, and one per byte of a rep outsb");
+	tap_ok(result.exit.reason == KVMRUN_EXIT_IO && result.exit.u.io.port == 0x81 &&
+		       result.exit.u.io.is_in && result.exit.u.io.size == 1 &&
+		       result.exit.u.io.count == 3 && result.exit.u.io.data_length == 0,
+	       "a rep insb from another port ends as io, direction in, count 3, no data");
+	kvmrun_result_free(&result);
+	spec.regions = NULL;
+	spec.region_count = 0;
+	kvmrun_spec_free(&spec);
+}
+
+/* Ring 3 with IOPL 0 in rflags: port I/O takes #GP, as on hardware. */
+static void
+test_ring3_iopl0(void)
+{
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	struct kvmrun_error err;
+
+	spec_for(&spec, "hello-long", KVMRUN_MODE_LONG);
+	spec.ring = 3;
+	set_reg(&spec, KVMRUN_REG_RFLAGS, 0x2);
+	run(&spec, &result, &err);
+	tap_ok(result.exit.reason == KVMRUN_EXIT_EXCEPTION &&
+		       result.exit.u.exception.vector == 13 && result.console_length == 0,
+	       "ring 3 with IOPL 0: the console write takes #GP, nothing is printed");
+	kvmrun_result_free(&result);
+	kvmrun_spec_free(&spec);
+}
+
 static void
 test_triple_fault(void)
 {
@@ -366,8 +426,12 @@ test_isolation(void)
 	static const uint8_t hlt = 0xf4;
 	uint8_t zero[4] = { 0 };
 
+	/* The first run must really leave its checksum in memory. */
 	spec_for(&spec, "checksum-long", KVMRUN_MODE_LONG);
-	run(&spec, &result, &err);
+	add_dump(&spec, 0x500, 4);
+	tap_ok(run(&spec, &result, &err) && result.exit.reason == KVMRUN_EXIT_HLT &&
+		       result.dump_count == 1 && memcmp(result.dumps[0].data, zero, 4) != 0,
+	       "a first run writes its checksum at 0x500");
 	kvmrun_result_free(&result);
 	kvmrun_spec_free(&spec);
 
@@ -1125,6 +1189,8 @@ main(void)
 	test_timeout("loop-long", KVMRUN_MODE_LONG);
 	test_mmio();
 	test_io();
+	test_io_widths();
+	test_ring3_iopl0();
 	test_triple_fault();
 	test_console_bound(0);
 	test_console_bound(3);
