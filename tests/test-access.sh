@@ -31,7 +31,7 @@ timeout 10 "$KVMRUND" --socket "$test_dir/selftest.sock" --seccomp-selftest \
 is "$?" 159 "--seccomp-selftest: a forbidden call kills the daemon with SIGSYS (status 159)"
 # Each call the filter narrows, made the way the daemon never makes it.
 for call in socket-inet socket-stream clone-fork clone-namespace connect unlink \
-	unlinkat prctl; do
+	unlinkat prctl ioctl; do
 	timeout 10 "$KVMRUND" --socket "$test_dir/selftest.sock" \
 		--seccomp-selftest="$call" 2>"$test_dir/err"
 	is "$?" 159 "--seccomp-selftest=$call: killed with SIGSYS"
