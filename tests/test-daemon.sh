@@ -453,6 +453,15 @@ like "$rc $([ -e "$test_dir/made/k.sock" ] && echo left) $(cat "$test_dir/kvmrun
 	'0  *<6>server: Interrupt: stopping;*<6>main: stopped*' \
 	"SIGINT stops the daemon with 0, the socket removed"
 
+# At exit the socket is removed only if it is still the file the daemon
+# made: one put in its place meanwhile stays.
+start_daemon
+mv "$SOCK" "$test_dir/moved.sock"
+echo other >"$SOCK"
+stop_daemon TERM
+is "$?:$(cat "$SOCK" 2>&1):$([ -S "$test_dir/moved.sock" ] && echo socket)" "0:other:socket" \
+	"a file put where the socket was is not removed at exit"
+
 # -v logs debug lines; without it, none.
 start_daemon -v
 send_lines '{"id":1,"op":"ping"}' >/dev/null
