@@ -637,7 +637,7 @@ PY
 	kill -TERM "$DAEMON_PID"
 	wait_log ': stopping;' >/dev/null
 }
-start_daemon --workers 1 --write-timeout-ms 1000
+start_daemon --workers 1 --write-timeout-ms $((3000 * TIME_SCALE))
 hold_stop
 r=$(send_lines '{"id":1,"op":"ping"}')
 is "$r" '{"id":null,"ok":false,"error":{"code":"busy","message":"kvmrund is shutting down"}}' \
@@ -648,10 +648,10 @@ rc=$?
 forget_daemon "$DAEMON_PID"
 elapsed=$(($(now_ms) - started))
 is "$rc" 0 "a stop held by a client that reads nothing: exit 0"
-like "$(cat "$DAEMON_LOG")" "*read none of its * bytes of answers for 1000 ms (--write-timeout-ms); disconnecting*" \
+like "$(cat "$DAEMON_LOG")" "*read none of its * bytes of answers for $((3000 * TIME_SCALE)) ms (--write-timeout-ms); disconnecting*" \
 	"that client is dropped after --write-timeout-ms, and the log says so"
-below "$elapsed" $((3000 * TIME_SCALE)) \
-	"the stop ends by --write-timeout-ms 1000 ($elapsed ms after the new connection)"
+below "$elapsed" $((6000 * TIME_SCALE)) \
+	"the stop ends by --write-timeout-ms $((3000 * TIME_SCALE)) ($elapsed ms after the new connection)"
 kill "$holder" 2>/dev/null
 wait_exit "$holder" 10 >/dev/null
 

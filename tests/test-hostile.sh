@@ -321,7 +321,7 @@ is "$(proc_status Threads)" "$threads" "threads unchanged ($threads)"
 # --write-timeout-ms.  Answers of 87 KB: a 64 KiB dump (or, without KVM, an
 # id of 89000 bytes, which the "unavailable" answer echoes).
 start_daemon -v --workers 2 --queue 512 --max-line 256K --max-console 4K \
-	--max-io-log 64 --max-dump-bytes 64K --max-output 1M --write-timeout-ms 1000
+	--max-io-log 64 --max-dump-bytes 64K --max-output 1M --write-timeout-ms $((3000 * TIME_SCALE))
 base=$(proc_fds)
 rss=$(proc_status VmRSS)
 DUMP_64K=',"dump":[{"address":0,"length":65536}]'
@@ -383,7 +383,7 @@ like "$(cat "$DAEMON_LOG")" "*over --max-output 1048576: reading no more request
 	"meanwhile the daemon stopped reading its requests, past --max-output"
 r=$(pipeline 0)
 like "$r" "* dropped" "a client that reads none of its answers is dropped ($r)"
-like "$(cat "$DAEMON_LOG")" "*read none of its * bytes of answers for 1000 ms (--write-timeout-ms); disconnecting*" \
+like "$(cat "$DAEMON_LOG")" "*read none of its * bytes of answers for $((3000 * TIME_SCALE)) ms (--write-timeout-ms); disconnecting*" \
 	"after --write-timeout-ms, and the log says so"
 is "$(settle_fds "$base")" "$base" "its descriptors and VMs are freed"
 grown=$(($(proc_status VmRSS) - rss))
