@@ -666,8 +666,8 @@ main(int argc, char **argv)
 		/* Returns only for a call refused with an errno, or one let by. */
 		if (sandbox_selftest(opt.seccomp_selftest, &err) == 0) {
 			log_info("main", "%s", err.message);
-			options_free(&opt);
-			return EXIT_SUCCESS;
+			/* Under the filter: no exit handlers (LeakSanitizer's trips it). */
+			_exit(EXIT_SUCCESS);
 		}
 		log_errx("main", "%s", err.message);
 		goto out_free_options;

@@ -43,6 +43,8 @@ struct scan {
 	/* The top-level "id" member's value as written (its first, if twice). */
 	const char *id_start;
 	const char *id_end;
+	/* Inside the id, which is echoed as written: any integer will do. */
+	bool in_id;
 	struct scan_level level[JUTIL_MAX_DEPTH];
 	struct kvmrun_error *err;
 };
@@ -326,7 +328,7 @@ scan_number(struct scan *s)
 		if (scan_digits(s) < 0)
 			return -1;
 	}
-	if (integer &&
+	if (integer && !s->in_id &&
 	    !integer_fits(digits, (size_t)(s->p - digits), digits != begin)) {
 		int shown = s->p - begin < 40 ? (int)(s->p - begin) : 40;
 
@@ -480,9 +482,11 @@ scan_value(struct scan *s)
 	scan_space(s);
 	is_id = scan_at_id(s);
 	start = s->p;
+	s->in_id |= is_id;
 	if (scan_one_value(s) < 0)
 		return -1;
 	if (is_id) {
+		s->in_id = false;
 		s->id_start = start;
 		s->id_end = s->p;
 	}
