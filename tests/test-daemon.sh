@@ -470,7 +470,7 @@ is "$(grep -c '^<7>' "$MAIN_LOG")" 0 "without -v: no debug line in the log"
 
 # --read-timeout-ms 0: a begun line waits for its end as long as it takes.
 start_daemon --read-timeout-ms 0
-like "$(cat "$DAEMON_LOG")" '*, read-timeout-ms 0*' "--read-timeout-ms 0 is accepted"
+like "$(wait_log ', read-timeout-ms 0,')" '*, read-timeout-ms 0,*' "--read-timeout-ms 0 is accepted"
 r=$("$PYTHON3" - "$SOCK" <<'PY'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
