@@ -4,8 +4,10 @@
  * ahead on its own thread (KVM wants vCPU calls from there) or makes one,
  * runs it and posts the result.  Only then does it make the next VM ahead
  * and tear the used one down, so the answer waits for neither.  A VM is run
- * once and never reused.  One mutex guards the queue, the workers' current
- * jobs and VMs, the counters, the memory budget and the completion list.
+ * once and never reused.  A thread of its own, the parser, parses the request
+ * lines too long for the event loop to parse without stalling; no run holds
+ * those up.  One mutex guards both queues, the threads' current jobs and VMs,
+ * the counters, the memory budget and the completion list.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,9 +34,15 @@ struct job {
 	struct job_completion *done;
 };
 
+struct job_queue {
+	struct job *head;
+	struct job **tail;
+};
+
 struct job_worker {
 	struct job_pool *pool;
 	pthread_t thread;
+	bool parser; /* takes lines to parse, not runs */
 	struct job *job;	     /* the job being run, or NULL */
 	struct kvmrun_vm *vm;	     /* its VM while it exists, or NULL */
 	struct kvmrun_vm **prepared; /* made ahead on this thread, never run */
@@ -49,8 +57,9 @@ struct job_pool {
 	struct proto_limits limits;
 	void (*notify)(void *arg);
 	void *notify_arg;
-	struct job *queue_head;
-	struct job **queue_tail;
+	struct job_queue runs;
+	/* Long lines to parse: a thread of their own, so no run holds them up. */
+	struct job_queue lines;
 	size_t queue_max;
 	size_t queued;
 	size_t running;
@@ -58,15 +67,48 @@ struct job_pool {
 	uint64_t prepared_memory; /* of the prepared VMs */
 	uint64_t max_memory;
 	unsigned int prepared_max; /* per worker */
-	unsigned int preparing;	   /* workers yet to make their first VMs */
+	/*
+	 * Threads yet to start: to name themselves (prctl, which the sandbox
+	 * forbids once the daemon serves) and, workers, make their first VMs.
+	 */
+	unsigned int preparing;
 	bool closed;		   /* takes no more jobs; the queue still runs */
 	bool stopping;
 	struct job_completion *done_head;
 	struct job_completion **done_tail;
-	struct job_worker *workers;
+	struct job_worker *workers; /* worker_count of them, then the parser */
 	unsigned int worker_count;
+	unsigned int thread_count; /* the workers and the parser */
 	struct kvmrun_vm **prepared_slots; /* every worker's prepared array */
 };
+
+static void
+job_queue_init(struct job_queue *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+}
+
+static void
+job_queue_push(struct job_queue *q, struct job *job)
+{
+	job->next = NULL;
+	*q->tail = job;
+	q->tail = &job->next;
+}
+
+static struct job *
+job_queue_pop(struct job_queue *q)
+{
+	struct job *job = q->head;
+
+	if (job != NULL) {
+		q->head = job->next;
+		if (q->head == NULL)
+			q->tail = &q->head;
+	}
+	return job;
+}
 
 /* A mutex or condvar call fails only on a programming error. */
 static void
@@ -175,9 +217,9 @@ job_prepare_wanted(const struct job_worker *w)
 	const struct job_pool *pool = w->pool;
 
 	/* A waiting run should not wait for a second prepared VM. */
-	return pool->host != NULL && w->prepared_count < pool->prepared_max &&
+	return !w->parser && pool->host != NULL && w->prepared_count < pool->prepared_max &&
 	       !w->prepare_failed && !pool->stopping &&
-	       (pool->queue_head == NULL || w->prepared_count == 0) &&
+	       (pool->runs.head == NULL || w->prepared_count == 0) &&
 	       pool->memory + pool->prepared_memory + JOB_PREPARED_MEMORY <=
 		       pool->max_memory;
 }
@@ -230,10 +272,11 @@ static struct job *
 job_take(struct job_worker *w)
 {
 	struct job_pool *pool = w->pool;
+	struct job_queue *queue = w->parser ? &pool->lines : &pool->runs;
 	struct job *job;
 
 	job_lock(pool);
-	while (pool->queue_head == NULL && !pool->stopping) {
+	while (queue->head == NULL && !pool->stopping) {
 		if (w->prepared_count > 0 && job_over_budget(pool))
 			job_drop_one(w);
 		else if (job_prepare_wanted(w))
@@ -241,15 +284,12 @@ job_take(struct job_worker *w)
 		else
 			job_wait(pool);
 	}
-	job = pool->queue_head;
-	if (job != NULL) {
-		pool->queue_head = job->next;
-		if (pool->queue_head == NULL)
-			pool->queue_tail = &pool->queue_head;
+	job = job_queue_pop(queue);
+	if (job != NULL && !w->parser) {
 		pool->queued--;
 		pool->running++;
-		w->job = job;
 	}
+	w->job = job;
 	job_unlock(pool);
 	return job;
 }
@@ -359,7 +399,6 @@ job_parse(struct job_pool *pool, struct job *job)
 	job->line = NULL;
 
 	job_lock(pool);
-	pool->running--;
 	pool->memory -= job->cost;
 	job_post(pool, job);
 	job_unlock(pool);
@@ -427,7 +466,8 @@ job_worker_main(void *arg)
 	struct job *job;
 
 	/* So that top -H and perf tell the workers from the event loop. */
-	if (pthread_setname_np(pthread_self(), "kvmrund-worker") != 0)
+	if (pthread_setname_np(pthread_self(),
+			       w->parser ? "kvmrund-parser" : "kvmrund-worker") != 0)
 		log_debug("job", "cannot name the worker thread");
 	job_lock(w->pool);
 	while (job_prepare_wanted(w))
@@ -448,7 +488,7 @@ job_worker_main(void *arg)
 	return NULL;
 }
 
-/* Wakes the workers to finish the queue and return, then joins COUNT of them. */
+/* Wakes the threads to finish the queues and return, then joins COUNT of them. */
 static void
 job_workers_stop(struct job_pool *pool, unsigned int count)
 {
@@ -504,7 +544,7 @@ job_workers_start(struct job_pool *pool, struct kvmrun_error *err)
 				 strerror(rc));
 		return -rc;
 	}
-	for (started = 0; started < pool->worker_count; started++) {
+	for (started = 0; started < pool->thread_count; started++) {
 		pool->workers[started].pool = pool;
 		rc = pthread_create(&pool->workers[started].thread, NULL,
 				    job_worker_main, &pool->workers[started]);
@@ -513,15 +553,15 @@ job_workers_start(struct job_pool *pool, struct kvmrun_error *err)
 	}
 	if (rc != 0)
 		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,
-				 "cannot start worker %u of %u: %s", started + 1,
-				 pool->worker_count, strerror(rc));
+				 "cannot start thread %u of %u: %s", started + 1,
+				 pool->thread_count, strerror(rc));
 	if (pthread_sigmask(SIG_SETMASK, &saved, NULL) != 0)
 		fatalx("job", "cannot restore the signal mask");
 	if (rc != 0) {
 		job_workers_stop(pool, started);
 		return -rc;
 	}
-	/* Ready means ready at full speed: every first VM is made. */
+	/* Ready means ready at full speed: every thread up, every first VM made. */
 	job_lock(pool);
 	while (pool->preparing > 0)
 		job_wait(pool);
@@ -543,7 +583,7 @@ job_pool_create(struct kvmrun_host *host, const struct job_pool_config *cfg,
 				 "no memory for the worker pool");
 		return rc;
 	}
-	pool->workers = calloc(cfg->workers, sizeof(*pool->workers));
+	pool->workers = calloc(cfg->workers + 1, sizeof(*pool->workers));
 	/* + 1: with no prepared VMs, calloc of nothing may return NULL. */
 	pool->prepared_slots = calloc((size_t)cfg->workers * cfg->prepared + 1,
 				      sizeof(*pool->prepared_slots));
@@ -556,16 +596,19 @@ job_pool_create(struct kvmrun_host *host, const struct job_pool_config *cfg,
 	pool->limits = cfg->limits;
 	pool->notify = notify;
 	pool->notify_arg = arg;
-	pool->queue_tail = &pool->queue_head;
+	job_queue_init(&pool->runs);
+	job_queue_init(&pool->lines);
 	pool->queue_max = cfg->queue_max;
 	pool->max_memory = cfg->max_memory;
 	pool->prepared_max = cfg->prepared;
 	pool->done_tail = &pool->done_head;
 	pool->worker_count = cfg->workers;
-	pool->preparing = cfg->workers;
+	pool->thread_count = cfg->workers + 1;
+	pool->preparing = pool->thread_count;
 	for (unsigned int i = 0; i < cfg->workers; i++)
 		pool->workers[i].prepared =
 			pool->prepared_slots + (size_t)i * cfg->prepared;
+	pool->workers[cfg->workers].parser = true;
 
 	rc = pthread_mutex_init(&pool->lock, NULL);
 	if (rc != 0) {
@@ -604,6 +647,13 @@ job_cost(const struct proto_request *req)
 	return req->spec.memory_size + proto_request_held_bytes(req);
 }
 
+uint64_t
+job_line_cost(size_t length)
+{
+	/* The line, and the strings json-c makes of it. */
+	return 2 * (uint64_t)length;
+}
+
 void
 job_pool_set_host(struct job_pool *pool, struct kvmrun_host *host)
 {
@@ -618,7 +668,7 @@ job_pool_destroy(struct job_pool *pool)
 {
 	struct job_completion *done, *next;
 
-	job_workers_stop(pool, pool->worker_count);
+	job_workers_stop(pool, pool->thread_count);
 	for (done = pool->done_head; done != NULL; done = next) {
 		next = done->next;
 		job_completion_free(done);
@@ -645,19 +695,20 @@ job_enqueue(struct job_pool *pool, struct job *job)
 		return -ENOMEM;
 	}
 	job_lock(pool);
+	/* Lines are bounded by the memory budget alone, runs by --queue too. */
 	if (pool->closed || pool->stopping) {
 		rc = -ESHUTDOWN;
-	} else if (pool->queued >= pool->queue_max) {
+	} else if (job->line == NULL && pool->queued >= pool->queue_max) {
 		rc = -EBUSY;
 	} else {
-		*pool->queue_tail = job;
-		pool->queue_tail = &job->next;
-		pool->queued++;
+		job_queue_push(job->line != NULL ? &pool->lines : &pool->runs, job);
+		pool->queued += job->line == NULL;
 		pool->memory += job->cost;
-		rc = pthread_cond_signal(&pool->wakeup);
+		/* Workers and the parser share the condition: wake them all. */
+		rc = pthread_cond_broadcast(&pool->wakeup);
 		if (rc != 0) {
 			errno = rc;
-			fatal("job", "pthread_cond_signal");
+			fatal("job", "pthread_cond_broadcast");
 		}
 	}
 	job_unlock(pool);
@@ -698,11 +749,41 @@ job_submit_parse(struct job_pool *pool, uint64_t client, uint64_t sequence,
 		return -ENOMEM;
 	job->client = client;
 	job->sequence = sequence;
-	/* The line, and the strings json-c makes of it. */
-	job->cost = 2 * (uint64_t)length;
+	job->cost = job_line_cost(length);
 	job->line = line;
 	job->line_length = length;
 	return job_enqueue(pool, job);
+}
+
+/*
+ * Under the lock: takes the jobs of CLIENT (or all) off Q onto *DROPPED; with
+ * ANSWER each gets ERR as its answer, posted.  True when one was posted.
+ */
+static bool
+job_queue_drop(struct job_pool *pool, struct job_queue *q, bool all, uint64_t client,
+	       const struct kvmrun_error *answer, struct job **dropped)
+{
+	struct job **jp = &q->head, *job;
+	bool posted = false;
+
+	while ((job = *jp) != NULL) {
+		if (!all && job->client != client) {
+			jp = &job->next;
+			continue;
+		}
+		*jp = job->next;
+		pool->queued -= job->line == NULL;
+		pool->memory -= job->cost;
+		if (answer != NULL) {
+			job_answer(job, NULL, answer);
+			job_post(pool, job);
+			posted = true;
+		}
+		job->next = *dropped;
+		*dropped = job;
+	}
+	q->tail = jp;
+	return posted;
 }
 
 /*
@@ -713,34 +794,19 @@ job_submit_parse(struct job_pool *pool, uint64_t client, uint64_t sequence,
 static void
 job_cancel_matching(struct job_pool *pool, bool all, uint64_t client, bool answer)
 {
-	struct job *dropped = NULL;
-	struct job **jp, *job;
+	struct job *dropped = NULL, *job;
 	struct kvmrun_error err;
-	bool posted = false;
+	bool posted;
 
 	kvmrun_error_set(&err, KVMRUN_ERR_BUSY,
 			 "kvmrund is shutting down: the run was dropped from the queue "
 			 "before it started");
 	job_lock(pool);
-	jp = &pool->queue_head;
-	while ((job = *jp) != NULL) {
-		if (!all && job->client != client) {
-			jp = &job->next;
-			continue;
-		}
-		*jp = job->next;
-		pool->queued--;
-		pool->memory -= job->cost;
-		if (answer) {
-			job_answer(job, NULL, &err);
-			job_post(pool, job);
-			posted = true;
-		}
-		job->next = dropped;
-		dropped = job;
-	}
-	pool->queue_tail = jp;
-	for (unsigned int i = 0; i < pool->worker_count; i++) {
+	posted = job_queue_drop(pool, &pool->runs, all, client, answer ? &err : NULL,
+				&dropped);
+	posted |= job_queue_drop(pool, &pool->lines, all, client, answer ? &err : NULL,
+				 &dropped);
+	for (unsigned int i = 0; i < pool->thread_count; i++) {
 		struct job_worker *w = &pool->workers[i];
 
 		if (w->job == NULL || (!all && w->job->client != client))

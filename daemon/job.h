@@ -60,6 +60,8 @@ struct job_pool_state {
  * guest memory and the request's payloads, encoded and decoded.
  */
 uint64_t job_cost(const struct proto_request *req);
+/* What a line of LENGTH bytes holds while it waits to be parsed and is. */
+uint64_t job_line_cost(size_t length);
 
 /* Prepared VMs have the protocol's default memory size. */
 #define JOB_PREPARED_MEMORY KVMRUN_DEFAULT_MEMORY_SIZE
@@ -110,9 +112,10 @@ int job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
 
 /*
  * Queues the request line LINE (LENGTH bytes, malloc'ed; the job owns it on
- * success) of CLIENT to be parsed on a worker: a line so long that parsing
- * it would stall the event loop.  Its completion has parsed set.  Errors as
- * job_submit.
+ * success) of CLIENT to be parsed on the pool's parser thread: a line so long
+ * that parsing it would stall the event loop.  Its completion has parsed set.
+ * It holds job_line_cost of the memory budget, not a place in the queue (nor
+ * is it counted as queued or running).  Errors as job_submit.
  */
 int job_submit_parse(struct job_pool *pool, uint64_t client, uint64_t sequence,
 		     char *line, size_t length);

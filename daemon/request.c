@@ -112,6 +112,21 @@ request_ping(struct request_handler *h, const char *id_json, size_t *lengthp)
 	return proto_format_ping(id_json, PACKAGE_VERSION, &kvm, lengthp);
 }
 
+/* Whether COST more would go past --max-total-memory: -1 with ERR if so. */
+static int
+request_over_budget(const struct request_handler *h, const struct job_pool_state *state,
+		    uint64_t cost, struct kvmrun_error *err)
+{
+	if (cost <= h->max_total_memory - state->memory)
+		return 0;
+	return kvmrun_error_set(err, KVMRUN_ERR_BUSY,
+		"memory budget exhausted: %llu of %llu bytes (--max-total-memory) "
+		"held by queued and running runs (guest memory and request "
+		"payloads), %llu more needed; retry later",
+		(unsigned long long)state->memory, (unsigned long long)h->max_total_memory,
+		(unsigned long long)cost);
+}
+
 /* Checks the run in REQ and queues it; on failure ERR says why. */
 static int
 request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
@@ -136,15 +151,8 @@ request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
 	/* Only this thread adds to the budget, so it cannot shrink under us. */
 	job_pool_state(h->pool, &state);
 	cost = job_cost(req);
-	if (cost > h->max_total_memory - state.memory)
-		return kvmrun_error_set(
-			err, KVMRUN_ERR_BUSY,
-			"memory budget exhausted: %llu of %llu bytes "
-			"(--max-total-memory) held by queued and running runs (guest "
-			"memory and request payloads), %llu more needed; retry later",
-			(unsigned long long)state.memory,
-			(unsigned long long)h->max_total_memory,
-			(unsigned long long)cost);
+	if (request_over_budget(h, &state, cost, err) < 0)
+		return -EBUSY;
 	rc = job_submit(h->pool, client, sequence, req);
 	switch (rc) {
 	case 0:
@@ -204,9 +212,13 @@ request_parse_later(struct request_handler *h, uint64_t client, uint64_t sequenc
 {
 	struct job_pool_state state;
 	struct kvmrun_error err;
-	char *copy = malloc(length);
+	char *copy;
 	int rc;
 
+	job_pool_state(h->pool, &state);
+	if (request_over_budget(h, &state, job_line_cost(length), &err) < 0)
+		goto out_answer;
+	copy = malloc(length);
 	if (copy == NULL)
 		return -ENOMEM;
 	memcpy(copy, line, length);
@@ -214,16 +226,12 @@ request_parse_later(struct request_handler *h, uint64_t client, uint64_t sequenc
 	if (rc == 0)
 		return REQUEST_PENDING;
 	free(copy);
-	job_pool_state(h->pool, &state);
-	if (rc == -EBUSY)
-		kvmrun_error_set(&err, KVMRUN_ERR_BUSY,
-				 "run queue full: %zu runs and long lines waiting "
-				 "(--queue); retry later", state.queue_max);
-	else if (rc == -ESHUTDOWN)
+	if (rc == -ESHUTDOWN)
 		kvmrun_error_set(&err, KVMRUN_ERR_BUSY, "kvmrund is shutting down");
 	else
 		kvmrun_error_set(&err, KVMRUN_ERR_INTERNAL, "cannot queue the line: %s",
 				 strerror(-rc));
+out_answer:
 	*answerp = request_error(h, "null", &err, lengthp);
 	return *answerp != NULL ? 0 : -ENOMEM;
 }

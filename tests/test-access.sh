@@ -55,7 +55,7 @@ else
 	modes=$(sed -n 's/^Seccomp:[[:space:]]*//p' /proc/"$DAEMON_PID"/task/*/status |
 		sort -u)
 	threads=$(ls /proc/"$DAEMON_PID"/task | wc -l)
-	is "$modes" 2 "each of its $threads threads (loop, two workers, a sanitizer's) is filtered"
+	is "$modes" 2 "each of its $threads threads (loop, two workers, the parser) is filtered"
 fi
 r=$(send_lines "$(run_request 1 "$GUESTS/hello-long.bin" long)" '{"id":2,"op":"stats"}')
 if have_kvm; then

@@ -238,6 +238,28 @@ if kvm_or_skip "busy: queue full with --workers 1 --queue 1, naming --queue" \
 	like "$r" '*"code":"busy"*--max-total-memory*' "busy: memory over --max-total-memory"
 fi
 
+# --max-total-memory counts what a run's request holds, not only its guest
+# memory: 2 MiB runs carrying a 1.5 MiB region hold 5.5 MiB each (region
+# as base64 and decoded), so a third does not fit in 12M.
+if kvm_or_skip "busy: request payloads count against --max-total-memory"; then
+	start_daemon --workers 1 --prepared-vms 0 --max-total-memory 12M
+	payload=$(head -c 1500000 /dev/zero | base64 -w0)
+	heavy=$(run_request 0 "$GUESTS/loop-real.bin" real \
+		",\"timeout_ms\":2000,\"regions\":[{\"address\":65536,\"data\":\"$payload\"}]")
+	send_lines "$heavy" >/dev/null &
+	first=$!
+	wait_runs 1
+	send_lines "$heavy" >/dev/null &
+	second=$!
+	wait_runs 2
+	r=$(send_lines "$heavy")
+	like "$r" '*"code":"busy"*(--max-total-memory)*request payloads*' \
+		"busy: request payloads count against --max-total-memory"
+	wait_exit "$first" 30 >/dev/null
+	wait_exit "$second" 30 >/dev/null
+fi
+
+SOCK=$LIMIT_SOCK
 r=$("$PYTHON3" - "$SOCK" <<'PY'
 import socket, sys, time
 held = [socket.socket(socket.AF_UNIX) for _ in range(2)]
@@ -401,6 +423,46 @@ refused --socket "$test_dir/m.sock" --max-total-memory 4M --max-memory 8M
 like "$? $(cat "$test_dir/err")" \
 	'2 kvmrund: --max-total-memory 4M is less than --max-memory 8M*' \
 	"--max-total-memory below --max-memory: exit 2 saying so"
+
+# Option sets under which an answer or a request line could never get
+# through are refused at start, naming the options.
+refused --socket "$test_dir/m.sock" --max-dump-bytes 64M
+like "$? $(cat "$test_dir/err")" \
+	'2 kvmrund: --max-output 64M is less than the longest answer a run may have, * raise --max-output or lower those*' \
+	"an answer larger than --max-output (--max-dump-bytes 64M): exit 2 saying so"
+refused --socket "$test_dir/m.sock" --max-buffers 64M
+like "$? $(cat "$test_dir/err")" \
+	'2 kvmrund: --max-buffers 64M cannot hold one request line (--max-line) and one client'"'"'s answers (--max-output)*' \
+	"--max-buffers below --max-line + --max-output: exit 2 saying so"
+
+# --max-buffers: three clients hold 1 MiB line buffers each; the fourth,
+# whose line outgrows what is left, is answered busy and closed, and the
+# daemon serves on.
+start_daemon --max-line 1M --max-console 1K --max-io-log 16 --max-dumps 1 \
+	--max-dump-bytes 1K --max-output 2M --max-buffers 3200K
+r=$("$PYTHON3" - "$SOCK" <<'PY'
+import socket, sys, time
+held = []
+for _ in range(3):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.sendall(b'{"id":1,"pad":"' + b"x" * 1000000)
+    held.append(s)
+time.sleep(0.5)
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b'{"id":1,"pad":"' + b"x" * 1000000)
+except OSError:
+    pass
+print(s.makefile().readline().strip())
+PY
+)
+like "$r" '{"id":null,"ok":false,"error":{"code":"busy","message":"request buffers of all clients full: * (--max-buffers); retry later"}}' \
+	"--max-buffers: a line that outgrows the buffers left is answered busy"
+is "$(json "$(send_lines '{"id":2,"op":"ping"}')" 'r["ok"]')" true \
+	"--max-buffers: the daemon serves on once they are gone"
 
 refused --socket "$test_dir/h.sock" --help
 like "$? $(cat "$test_dir/out")" '0 usage: kvmrund *--socket PATH*--read-timeout-ms N*--help*' \
