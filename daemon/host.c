@@ -91,12 +91,19 @@ host_probe(struct host_watch *hw)
 }
 
 int
-host_watch_create(const char *path, struct host_watch **hwp)
+host_watch_create(const char *path, struct host_watch **hwp, struct kvmrun_error *err)
 {
-	struct host_watch *hw = calloc(1, sizeof(*hw));
+	struct host_watch *hw;
+	int rc;
 
-	if (hw == NULL)
+	/* A stray kick signal must not end a daemon that has no host yet. */
+	if ((rc = vm_install_kick(err)) < 0)
+		return rc;
+	hw = calloc(1, sizeof(*hw));
+	if (hw == NULL) {
+		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL, "no memory to start");
 		return -ENOMEM;
+	}
 	hw->path = path;
 	host_probe(hw);
 	*hwp = hw;

@@ -674,8 +674,8 @@ main(int argc, char **argv)
 	}
 
 	/* Without KVM the daemon serves all the same and says why runs fail. */
-	if (host_watch_create(opt.kvm_path, &hosts) < 0) {
-		log_errx("main", "no memory to start");
+	if (host_watch_create(opt.kvm_path, &hosts, &err) < 0) {
+		log_errx("main", "%s", err.message);
 		goto out_free_options;
 	}
 	if (listen_open(opt.socket_path, opt.socket_mode, &lsock, &err) < 0) {

@@ -145,8 +145,8 @@ host_read_cpuid(struct kvmrun_host *host, struct kvmrun_error *err)
 	return 0;
 }
 
-static int
-host_install_kick(struct kvmrun_error *err)
+int
+vm_install_kick(struct kvmrun_error *err)
 {
 	struct sigaction sa;
 
@@ -248,7 +248,7 @@ vm_host_open(const char *path, struct kvmrun_host **hostp, struct kvmrun_error *
 	host->run_size = (size_t)size;
 	if ((rc = host_read_cpuid(host, err)) < 0)
 		goto out_close;
-	if ((rc = host_install_kick(err)) < 0)
+	if ((rc = vm_install_kick(err)) < 0)
 		goto out_cpuid;
 	if ((rc = host_probe_modes(host, err)) < 0)
 		goto out_cpuid;

@@ -33,6 +33,12 @@ struct kvmrun_vm;
  */
 int vm_host_open(const char *path, struct kvmrun_host **hostp, struct kvmrun_error *err);
 void vm_host_close(struct kvmrun_host *host);
+/*
+ * Installs the engine's handler for KVMRUN_KICK_SIGNAL (vm_host_open does it
+ * too): a process that may open a host later calls it first, so the signal
+ * never takes the default action of ending the process.
+ */
+int vm_install_kick(struct kvmrun_error *err);
 int vm_host_api_version(const struct kvmrun_host *host);
 /* NULL when MODE works on this host, else a sentence saying why it does not. */
 const char *vm_host_mode_unsupported(const struct kvmrun_host *host, enum kvmrun_mode mode);

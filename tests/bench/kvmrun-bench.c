@@ -307,14 +307,18 @@ bench_option(struct bench_options *opt, int c, const char *name, char *arg)
 		rc = bench_parse_u64(name, arg, 1, INT_MAX, &n);
 		opt->daemon_pid = (pid_t)n;
 		break;
+	/* The paths are the options' own, freed by bench_options_free. */
 	case OPT_KVMRUND:
-		opt->kvmrund = arg;
+		free(opt->kvmrund);
+		opt->kvmrund = strdup(arg);
 		break;
 	case OPT_ONCE:
-		opt->once = arg;
+		free(opt->once);
+		opt->once = strdup(arg);
 		break;
 	case OPT_GUEST:
-		opt->guest = arg;
+		free(opt->guest);
+		opt->guest = strdup(arg);
 		break;
 	case OPT_MODE:
 		mode = kvmrun_name_lookup(kvmrun_mode_names, KVMRUN_MODE_COUNT, arg);
@@ -1159,6 +1163,15 @@ bench_setup(struct bench *b, struct bench_error *err)
 	return bench_lines_init(b, err);
 }
 
+static void
+bench_options_free(struct bench_options *opt)
+{
+	free(opt->kvmrund);
+	free(opt->once);
+	free(opt->guest);
+	free(opt->spin_guest);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1170,6 +1183,7 @@ main(int argc, char **argv)
 	memset(&b, 0, sizeof(b));
 	rc = bench_parse_args(argc, argv, &b.opt);
 	if (rc != 0) {
+		bench_options_free(&b.opt);
 		if (rc < 0)
 			usage(stderr);
 		return rc < 0 ? 2 : EXIT_SUCCESS;
@@ -1200,5 +1214,6 @@ main(int argc, char **argv)
 		bench_row_free(&b.lines[i].row);
 	kvmrun_spec_free(&b.spec);
 	vm_host_close(b.host);
+	bench_options_free(&b.opt);
 	return status;
 }
