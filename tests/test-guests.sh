@@ -6,10 +6,11 @@
 # isolation of one run's memory from the next.  The daemon's descriptors
 # and threads must not move however the runs end.
 # (test-daemon has the basic exit reasons; test-vm the engine alone.)
+# Without KVM what is refused before a run is still checked (registers, image
+# and line limits), and the daemon's descriptors and threads after 240 runs
+# answered unavailable; the checks of a guest's ending skip.
 
 . "${TOP_SRCDIR:-.}/tests/lib.sh"
-
-need_kvm
 
 # One worker, so the isolation check runs on the very thread that ran the
 # secret; --max-line small enough for a line of it to pass as an argument.
@@ -17,11 +18,13 @@ MAX_LINE=122880
 start_daemon --workers 1 --queue 256 --max-line 120K
 base=$(proc_fds)
 threads=$(proc_status Threads)
-r=$(send_lines "$(run_request 0 "$GUESTS/hello-paged.bin" paged)")
 PAGED_REASON=
-if [ "$(json "$r" 'r.get("error", {}).get("code", "")')" = unsupported ]; then
-	PAGED_REASON=$(json "$r" 'r["error"]["message"]')
-	diag "paged mode left out: $PAGED_REASON"
+if have_kvm; then
+	r=$(send_lines "$(run_request 0 "$GUESTS/hello-paged.bin" paged)")
+	if [ "$(json "$r" 'r.get("error", {}).get("code", "")')" = unsupported ]; then
+		PAGED_REASON=$(json "$r" 'r["error"]["message"]')
+		diag "paged mode left out: $PAGED_REASON"
+	fi
 fi
 
 # bytes_request ID MODE HEX-BYTES [JSON-FIELDS]: a run request for an image
@@ -54,8 +57,20 @@ outcome() {
 		if "error" in r else (lambda x: '"$2"')(r["exit"])'
 }
 
+# in_time MS LOW HIGH: "in time" when LOW <= MS < HIGH, else where MS fell.
+# A timeout cannot fire early, so only HIGH is multiplied by TIME_SCALE.
+in_time() {
+	if [ "$1" -ge "$2" ] 2>/dev/null && [ "$1" -lt "$3" ]; then
+		echo "in time"
+	else
+		echo "$1 ms, not in $2..$3 ms"
+	fi
+}
+
 # --- immediate HLT and jmp . ------------------------------------------------
 for mode in real protected paged long; do
+	kvm_or_skip "$mode: an image of one HLT halts at once: rip 1, one exit" \
+		"$mode: jmp . is a timeout after 100 ms" || continue
 	if [ "$mode" = paged ] && [ -n "$PAGED_REASON" ]; then
 		continue
 	fi
@@ -64,23 +79,28 @@ for mode in real protected paged long; do
 		'["hlt", 1, 1]' "$mode: an image of one HLT halts at once: rip 1, one exit"
 	r=$(timed "$(bytes_request 1 $mode ebfe ',"timeout_ms":100')")
 	ms=$(cat "$test_dir/ms")
-	like "$(json "$r" '"%s %d" % (r["exit"]["reason"], r["regs"]["rip"])') $ms" \
-		'timeout 0 [1-4][0-9][0-9]' "$mode: jmp . is a timeout after 100 ms ($ms ms)"
+	is "$(json "$r" '"%s %d" % (r["exit"]["reason"], r["regs"]["rip"])') $(in_time "$ms" 100 $((500 * TIME_SCALE)))" \
+		'timeout 0 in time' "$mode: jmp . is a timeout after 100 ms ($ms ms)"
 done
-r=$(timed "$(bytes_request 1 long ebfe ',"ring":3,"timeout_ms":100')")
-ms=$(cat "$test_dir/ms")
-like "$(outcome "$r" 'x["reason"]') $ms" 'timeout [1-4][0-9][0-9]' \
-	"long, ring 3: jmp . (native, without exits) is a timeout after 100 ms ($ms ms)"
+if kvm_or_skip "long, ring 3: jmp . (native, without exits) is a timeout after 100 ms"; then
+	r=$(timed "$(bytes_request 1 long ebfe ',"ring":3,"timeout_ms":100')")
+	ms=$(cat "$test_dir/ms")
+	is "$(outcome "$r" 'x["reason"]') $(in_time "$ms" 100 $((500 * TIME_SCALE)))" \
+		'timeout in time' \
+		"long, ring 3: jmp . (native, without exits) is a timeout after 100 ms ($ms ms)"
+fi
 
 # --- exit storms: the timeout still fires on time ---------------------------
 # storm NAME MODE FIELDS DESCRIPTION: a run of NAME that exits without end
-# must end as timeout 200 ms in, answered within a second.
+# must end as timeout 200 ms in, answered within a second (times TIME_SCALE).
 storm() {
+	kvm_or_skip "$4: a timeout" "$4: answered within $((1000 * TIME_SCALE)) ms for timeout_ms 200" \
+		"$4: a storm indeed" || return 0
 	r=$(timed "$(run_request 1 "$GUESTS/$1.bin" "$2" ',"timeout_ms":200'"$3")")
 	ms=$(cat "$test_dir/ms")
 	exits=$(json "$r" 'r["stats"]["exits"]')
 	is "$(outcome "$r" 'x["reason"]')" timeout "$4: a timeout"
-	below "$ms" 1000 "$4: answered in $ms ms for timeout_ms 200"
+	below "$ms" $((1000 * TIME_SCALE)) "$4: answered in $ms ms for timeout_ms 200"
 	below 100 "$exits" "$4: a storm indeed, $exits exits"
 }
 storm io-storm-real real ',"log_ports":[128]' "port I/O storm, real mode"
@@ -88,25 +108,47 @@ storm io-storm-long long ',"log_ports":[128]' "port I/O storm, long mode"
 storm io-storm-long long ',"log_ports":[128],"ring":3' \
 	"port I/O storm at ring 3 (each access a #GP the engine carries out)"
 
-r=$(send_lines "$(run_request 1 "$GUESTS/mmio-storm-long.bin" long)")
-is "$(json "$r" 'r["exit"]["reason"], r["exit"]["address"], r["exit"]["is_write"],
-	r["exit"]["length"], r["stats"]["exits"]')" '["mmio", 268435456, false, 8, 1]' \
-	"an MMIO storm ends at its first access: the engine serves no MMIO"
+if kvm_or_skip "an MMIO storm ends at its first access: the engine serves no MMIO"; then
+	r=$(send_lines "$(run_request 1 "$GUESTS/mmio-storm-long.bin" long)")
+	is "$(json "$r" 'r["exit"]["reason"], r["exit"]["address"], r["exit"]["is_write"],
+		r["exit"]["length"], r["stats"]["exits"]')" '["mmio", 268435456, false, 8, 1]' \
+		"an MMIO storm ends at its first access: the engine serves no MMIO"
+fi
 
 # --- faults -----------------------------------------------------------------
-r=$(send_lines "$(run_request 1 "$GUESTS/triple-fault-long.bin" long)")
-is "$(outcome "$r" 'x["reason"]')" shutdown "a triple fault in long mode: shutdown"
+if kvm_or_skip "a triple fault in long mode: shutdown"; then
+	r=$(send_lines "$(run_request 1 "$GUESTS/triple-fault-long.bin" long)")
+	is "$(outcome "$r" 'x["reason"]')" shutdown "a triple fault in long mode: shutdown"
+fi
 
 # fetch NAME MODE: an instruction fetch from 0x80000000, past guest memory.
+# KVM cannot emulate a fetch from memory that is not there: at ring 0 it ends
+# the run with an emulation failure (internal_error, suberror 1), on bare
+# metal as on nested hosts, unless the host's kernel reports such a fetch to
+# user space as an mmio exit at that address.  That is the kernel's choice,
+# not the engine's: the first fetch shows it (FETCH_REASON), and every later
+# fetch on this host, the 40 among the abnormal endings below included, must
+# end the same way.
+FETCH_REASON=
 fetch() {
+	kvm_or_skip "$2: a fetch from unbacked memory: mmio at 0x80000000 or KVM's emulation failure" ||
+		return 0
 	r=$(send_lines "$(run_request 1 "$GUESTS/$1.bin" $2)")
 	diag "$2 mode, fetch from 0x80000000 on this host: $(json "$r" 'r.get("exit")')"
-	case $(outcome "$r" 'x["reason"]') in
+	_reason=$(outcome "$r" 'x["reason"]')
+	if [ -n "$FETCH_REASON" ] && [ "$_reason" != "$FETCH_REASON" ]; then
+		not_ok "$2: a fetch from unbacked memory ends as the first one on this host did ($FETCH_REASON)"
+		diag "$r"
+		return 0
+	fi
+	case $_reason in
 	mmio)
+		FETCH_REASON=mmio
 		is "$(outcome "$r" '[x["address"], x["is_write"]]')" '[2147483648, false]' \
 			"$2: a fetch from unbacked memory: mmio at 0x80000000"
 		;;
 	internal_error)
+		FETCH_REASON=internal_error
 		is "$(outcome "$r" '[x["suberror"], len(x["data"]) > 0]')" '[1, true]' \
 			"$2: a fetch from unbacked memory: internal_error, with KVM's data"
 		;;
@@ -124,23 +166,28 @@ store() {
 	send_lines "$(run_request 1 "$GUESTS/store-long.bin" long \
 		',"regs":{"rax":1234605616436508552,"rbx":'"$1"'}'"${2:-}")"
 }
-LAST=',"dump":[{"address":2097144,"length":8}]'
-clean=$(json "$(send_lines "$(bytes_request 1 long f4 "$LAST")")" 'r["dump"][0]["data"]')
-r=$(store 2097152 "$LAST")
-is "$(json "$r" 'r["exit"]["reason"], r["exit"]["address"], r["exit"]["is_write"],
-	r["exit"]["data"], r["dump"][0]["data"] == "'"$clean"'"')" \
-	'["mmio", 2097152, true, "iHdmVUQzIhE=", true]' \
-	"a store just past guest memory: mmio with its 8 bytes; memory's end is untouched"
-r=$(store 4294963200)
-is "$(outcome "$r" '[x["reason"], x["address"]]')" '["mmio", 4294963200]' \
-	"a store at the top of the identity map (0xfffff000): mmio"
-r=$(store 4294967296)
-is "$(outcome "$r" '[x["reason"], x["name"], x["cr2"]]')" \
-	'["exception", "#PF", 4294967296]' "a store past the identity map: #PF, cr2 0x100000000"
-r=$(store 2031616 ',"ring":3')
-is "$(outcome "$r" '[x["reason"], x["name"], x["error_code"], x["cr2"]]')" \
-	'["exception", "#PF", 7, 2031616]' \
-	"a ring-3 store into the engine's reserved area: #PF (user, write, present)"
+if kvm_or_skip "a store just past guest memory: mmio with its 8 bytes; memory's end is untouched" \
+	"a store at the top of the identity map (0xfffff000): mmio" \
+	"a store past the identity map: #PF, cr2 0x100000000" \
+	"a ring-3 store into the engine's reserved area: #PF (user, write, present)"; then
+	LAST=',"dump":[{"address":2097144,"length":8}]'
+	clean=$(json "$(send_lines "$(bytes_request 1 long f4 "$LAST")")" 'r["dump"][0]["data"]')
+	r=$(store 2097152 "$LAST")
+	is "$(json "$r" 'r["exit"]["reason"], r["exit"]["address"], r["exit"]["is_write"],
+		r["exit"]["data"], r["dump"][0]["data"] == "'"$clean"'"')" \
+		'["mmio", 2097152, true, "iHdmVUQzIhE=", true]' \
+		"a store just past guest memory: mmio with its 8 bytes; memory's end is untouched"
+	r=$(store 4294963200)
+	is "$(outcome "$r" '[x["reason"], x["address"]]')" '["mmio", 4294963200]' \
+		"a store at the top of the identity map (0xfffff000): mmio"
+	r=$(store 4294967296)
+	is "$(outcome "$r" '[x["reason"], x["name"], x["cr2"]]')" \
+		'["exception", "#PF", 4294967296]' "a store past the identity map: #PF, cr2 0x100000000"
+	r=$(store 2031616 ',"ring":3')
+	is "$(outcome "$r" '[x["reason"], x["name"], x["error_code"], x["cr2"]]')" \
+		'["exception", "#PF", 7, 2031616]' \
+		"a ring-3 store into the engine's reserved area: #PF (user, write, present)"
+fi
 r=$(send_lines '{"id":1,"op":"stats"}')
 is "$(json "$r" 'r["ok"], r["stats"]["runs_in_flight"]')" '[true, 0]' \
 	"after the stores the daemon is intact and serving"
@@ -155,19 +202,23 @@ data = bytearray(sys.stdin.buffer.read())
 data[0] = 0xf4
 sys.stdout.buffer.write(data)' >"$test_dir/image"
 }
-image_of 65536
-r=$(send_lines "$(run_request 1 "$test_dir/image" real ',"memory_size":65536')")
-is "$(outcome "$r" 'x["reason"]')" hlt \
-	"real mode: an image of exactly memory_size (64 KiB) runs"
+if kvm_or_skip "real mode: an image of exactly memory_size (64 KiB) runs"; then
+	image_of 65536
+	r=$(send_lines "$(run_request 1 "$test_dir/image" real ',"memory_size":65536')")
+	is "$(outcome "$r" 'x["reason"]')" hlt \
+		"real mode: an image of exactly memory_size (64 KiB) runs"
+fi
 image_of 65537
 r=$(send_lines "$(run_request 1 "$test_dir/image" real ',"memory_size":65536')")
 like "$(outcome "$r" 'x')" \
 	'bad_request: image: 0x0..0x10001 lies outside guest memory 0x0..0x10000*' \
 	"real mode: one byte more is a bad_request naming both ranges"
-image_of 65536
-r=$(send_lines "$(run_request 1 "$test_dir/image" protected ',"memory_size":131072')")
-is "$(outcome "$r" 'x["reason"]')" hlt \
-	"protected mode, 128 KiB: an image up to the reserved area at 0x10000 runs"
+if kvm_or_skip "protected mode, 128 KiB: an image up to the reserved area at 0x10000 runs"; then
+	image_of 65536
+	r=$(send_lines "$(run_request 1 "$test_dir/image" protected ',"memory_size":131072')")
+	is "$(outcome "$r" 'x["reason"]')" hlt \
+		"protected mode, 128 KiB: an image up to the reserved area at 0x10000 runs"
+fi
 image_of 65537
 r=$(send_lines "$(run_request 1 "$test_dir/image" protected ',"memory_size":131072')")
 like "$(outcome "$r" 'x')" \
@@ -182,8 +233,14 @@ size, line = int(sys.argv[1]), sys.argv[2]
 print(line.replace('"ID"', '"' + "x" * (size - len(line) + 2) + '"'))
 EOF
 }
+# Without KVM the line is still taken whole: its run is answered unavailable.
 line=$(line_of $MAX_LINE)
-is "$(outcome "$(send_lines "$line")" 'x["reason"]') ${#line}" "hlt $MAX_LINE" \
+if have_kvm; then
+	ran=hlt
+else
+	ran="unavailable: no usable KVM on this host: $KVM_REASON"
+fi
+is "$(outcome "$(send_lines "$line")" 'x["reason"]') ${#line}" "$ran $MAX_LINE" \
 	"a request line of exactly --max-line ($MAX_LINE bytes) runs"
 line=$(line_of $((MAX_LINE + 1)))
 r=$(send_lines "$line" '{"id":2,"op":"ping"}')
@@ -212,29 +269,59 @@ like "$(outcome "$r" 'x')" 'bad_request: load_address: 0x10000 does not fit*' \
 	"a real-mode load_address past 0xffff (the initial IP) is named as such"
 
 # Values KVM takes that make the guest fault at once: a run, not an error.
-r=$(send_lines "$(bytes_request 1 long 50f4 ',"regs":{"rsp":140737488355328}')")
-is "$(outcome "$r" 'x["reason"]')" shutdown \
-	"a non-canonical rsp is taken; the push faults, undeliverably: shutdown"
-r=$(send_lines "$(bytes_request 1 protected 9090f4 ',"regs":{"rflags":258}')")
-is "$(outcome "$r" '[x["reason"], x["name"], x["rip"]]')" '["exception", "#DB", 1]' \
-	"TF in rflags: a #DB after the first instruction"
+if kvm_or_skip "a non-canonical rsp is taken; the push faults, undeliverably: shutdown" \
+	"TF in rflags: a #DB after the first instruction"; then
+	r=$(send_lines "$(bytes_request 1 long 50f4 ',"regs":{"rsp":140737488355328}')")
+	is "$(outcome "$r" 'x["reason"]')" shutdown \
+		"a non-canonical rsp is taken; the push faults, undeliverably: shutdown"
+	r=$(send_lines "$(bytes_request 1 protected 9090f4 ',"regs":{"rflags":258}')")
+	is "$(outcome "$r" '[x["reason"], x["name"], x["rip"]]')" '["exception", "#DB", 1]' \
+		"TF in rflags: a #DB after the first instruction"
+fi
 
 # --- endings the engine does not expect -------------------------------------
-# int3 at ring 0 is beyond this host's instruction emulator (internal_error);
-# on hardware it is a #BP exception.
-r=$(send_lines "$(bytes_request 1 protected ccf4)")
-diag "int3 at ring 0 on this host: $(json "$r" 'r.get("exit")')"
-case $(outcome "$r" 'x["reason"]') in
-internal_error | exception)
-	ok "int3 at ring 0 ends as $(outcome "$r" 'x["reason"]'), a result not an error"
-	;;
-*)
-	not_ok "int3 at ring 0 ends as internal_error or exception"
-	diag "$r"
-	;;
-esac
+# Where ring-0 code is emulated (nested kvm_pvm hosts, see the README) the
+# emulator cannot run SSE or int3: such a run ends as internal_error, an
+# emulation failure (suberror 1).  On hardware pxor runs and int3 is a #BP.
+# One ring-0 SSE instruction in protected mode (pxor %xmm0, %xmm0; hlt) tells
+# which host this is; only where it fails so is an emulator's outcome taken.
+EMULATED=
+if have_kvm; then
+	r=$(send_lines "$(bytes_request 1 protected 660fefc0f4)")
+	diag "ring-0 SSE (pxor; hlt) on this host: $(json "$r" 'r.get("exit")')"
+	if [ "$(outcome "$r" '[x["reason"], x.get("suberror")]')" = '["internal_error", 1]' ]; then
+		EMULATED=yes
+		diag "this host emulates ring-0 code: its emulator's outcomes are expected"
+	fi
+fi
+if kvm_or_skip "int3 at ring 0: a #BP exception (internal_error where ring-0 code is emulated)"; then
+	r=$(send_lines "$(bytes_request 1 protected ccf4)")
+	diag "int3 at ring 0 on this host: $(json "$r" 'r.get("exit")')"
+	if [ -n "$EMULATED" ]; then
+		is "$(outcome "$r" '[x["reason"], x.get("suberror"), x.get("instruction", "cc")[:2]]')" \
+			'["internal_error", 1, "cc"]' \
+			"int3 at ring 0 on a host that emulates ring-0 code: internal_error, an emulation failure on cc"
+	else
+		is "$(outcome "$r" '[x["reason"], x.get("name")]')" '["exception", "#BP"]' \
+			"int3 at ring 0: a #BP exception, a result not an error"
+	fi
+fi
+INT3_REASON=exception UD2_REASON=exception
+if [ -n "$EMULATED" ]; then
+	INT3_REASON=internal_error
+	# ud2 is #UD on hardware; the emulator may fail on it instead.
+	r=$(send_lines "$(bytes_request 1 long 0f0b)")
+	diag "ud2 at ring 0 on this host: $(json "$r" 'r.get("exit")')"
+	case $(outcome "$r" 'x["reason"]') in
+	internal_error) UD2_REASON=internal_error ;;
+	esac
+fi
 
 # Forty runs of each abnormal ending in one write: every VM is torn down.
+# Each kind ends as its single run above did on this host (int3, the fetch
+# and ud2 as the host showed; the others are the same everywhere), and none
+# is an error.  Without KVM each is answered unavailable, and the daemon's
+# descriptors and threads must not move all the same.
 set --
 for i in $(seq 1 40); do
 	set -- "$@" "$(bytes_request $i protected ccf4)" \
@@ -248,21 +335,27 @@ r=$(send_lines "$@" | "$PYTHON3" -c '
 import collections, json, sys
 answers = [json.loads(l) for l in sys.stdin]
 reasons = collections.Counter(a["exit"]["reason"] for a in answers if "exit" in a)
-print(len(answers), sum(reasons.values()), sorted(reasons.items()))')
+errors = collections.Counter(a["error"]["code"] for a in answers if "error" in a)
+print(len(answers), sum(reasons.values()), sorted(reasons.items()),
+      "errors", sorted(errors.items()))')
 diag "240 abnormal endings: ${r#* * }"
-like "$r" "240 240 *('mmio', 40)*('shutdown', 40)*('timeout', 40)*" \
-	"240 runs that end abnormally each get a result, none an error"
+if have_kvm; then
+	is "$r" "$("$PYTHON3" -c '
+import collections, sys
+print(240, 240, sorted(collections.Counter(sys.argv[1:] * 40).items()), "errors []")
+' "$INT3_REASON" shutdown "${FETCH_REASON:-(no fetch ending seen)}" \
+		mmio "$UD2_REASON" timeout)" \
+		"240 runs that end abnormally each get a result, none an error"
+else
+	is "$r" "240 0 [] errors [('unavailable', 240)]" \
+		"240 runs without KVM each get an answer: unavailable"
+fi
 is "$(settle_fds "$base")" "$base" "after them the daemon holds its $base descriptors"
 is "$(proc_status Threads)" "$threads" "and its $threads threads"
 
 # --- isolation --------------------------------------------------------------
 # A guest fills its memory with a secret; the next run on the same worker,
 # dumping that memory, must see zeros only.
-r=$(send_lines "$(run_request 1 "$GUESTS/secret-long.bin" long ',"ring":3,
-	"dump":[{"address":4096,"length":8},{"address":2031608,"length":8}]')")
-is "$(json "$r" 'r["exit"]["reason"], r["dump"][0]["data"], r["dump"][1]["data"]')" \
-	'["hlt", "wl7nwl7nwl4=", "wl7nwl7nwl4="]' \
-	"the first run wrote its secret from 0x1000 to 0x1f0000"
 # zeros_to END: the exit reason and the distinct byte values of a run's
 # dump from 1 (after its one-byte image) to END.
 zeros_to() {
@@ -274,9 +367,18 @@ print(r["exit"]["reason"], sorted(seen))
 ' "$1"
 }
 DUMP_ALL=',"dump":[{"address":0,"length":2097152}]'
-is "$(send_lines "$(bytes_request 2 long f4 "$DUMP_ALL")" | zeros_to 2031616)" "hlt [0]" \
-	"long mode: the next run sees zeros everywhere below the reserved area"
-is "$(send_lines "$(bytes_request 2 real f4 "$DUMP_ALL")" | zeros_to 2097152)" "hlt [0]" \
-	"real mode: the next run sees zeros in all 2 MiB"
+if kvm_or_skip "the first run wrote its secret from 0x1000 to 0x1f0000" \
+	"long mode: the next run sees zeros everywhere below the reserved area" \
+	"real mode: the next run sees zeros in all 2 MiB"; then
+	r=$(send_lines "$(run_request 1 "$GUESTS/secret-long.bin" long ',"ring":3,
+		"dump":[{"address":4096,"length":8},{"address":2031608,"length":8}]')")
+	is "$(json "$r" 'r["exit"]["reason"], r["dump"][0]["data"], r["dump"][1]["data"]')" \
+		'["hlt", "wl7nwl7nwl4=", "wl7nwl7nwl4="]' \
+		"the first run wrote its secret from 0x1000 to 0x1f0000"
+	is "$(send_lines "$(bytes_request 2 long f4 "$DUMP_ALL")" | zeros_to 2031616)" "hlt [0]" \
+		"long mode: the next run sees zeros everywhere below the reserved area"
+	is "$(send_lines "$(bytes_request 2 real f4 "$DUMP_ALL")" | zeros_to 2097152)" "hlt [0]" \
+		"real mode: the next run sees zeros in all 2 MiB"
+fi
 
 done_testing
