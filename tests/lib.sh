@@ -364,6 +364,12 @@ while True:
 EOF
 }
 
+# sanitized: whether kvmrund is built with a sanitizer, whose allocator
+# holds freed memory back and maps and unmaps on its own.
+sanitized() {
+	ldd "$KVMRUND" 2>/dev/null | grep -q -e libasan -e libtsan
+}
+
 # TIME_SCALE: what a time bound in a test is multiplied by, so bounds meant
 # for a plain build do not flake under valgrind or a sanitizer build.
 if [ -n "${KVMRUND_WRAPPER:-}" ]; then

@@ -171,7 +171,7 @@ is "${r%%;*}" "$((3150 * n)) answers, 0 not their request's error" \
 	"refusals: all $((3150 * n)) requests answered with their error"
 is "$fds_after" "$fds" "refusals: descriptors unchanged ($fds)"
 is "$threads_after" "$threads" "refusals: threads unchanged ($threads)"
-if ldd "$KVMRUND" | grep -q -e libasan -e libtsan; then
+if sanitized; then
 	skip "refusals: VmRSS growth" \
 		"a sanitizer holds freed memory back; the plain build and valgrind check it"
 else
@@ -234,7 +234,7 @@ if kvm_or_skip "soak: all $SOAK_RUNS runs halted" "soak: descriptors unchanged" 
 	is "${r%% *}" "$SOAK_RUNS" "soak: all $SOAK_RUNS runs halted"
 	is "$fds_after" "$fds" "soak: descriptors unchanged ($fds)"
 	is "$threads_after" "$threads" "soak: threads unchanged ($threads)"
-	if ldd "$KVMRUND" | grep -q -e libasan -e libtsan; then
+	if sanitized; then
 		skip "soak: VmRSS growth" \
 			"a sanitizer holds freed memory back; the plain build and valgrind check it"
 	else

@@ -37,7 +37,7 @@ start_daemon --workers 1 --prepared-vms 0 --max-memory 8M --max-total-memory 8M 
 # figure means nothing and is not taken.
 if [ -n "${KVMRUND_WRAPPER:-}" ]; then
 	PEAK_SKIP="the address space is that of $KVMRUND_WRAPPER"
-elif ldd "$KVMRUND" 2>/dev/null | grep -q -e libasan -e libtsan; then
+elif sanitized; then
 	PEAK_SKIP="a sanitizer's allocator maps and unmaps on its own"
 else
 	PEAK_SKIP=
