@@ -45,6 +45,8 @@ struct scan {
 	const char *id_end;
 	/* Inside the id, which is echoed as written: any integer will do. */
 	bool in_id;
+	/* The id holds a duplicate key: it cannot be echoed (null instead). */
+	bool id_bad;
 	struct scan_level level[JUTIL_MAX_DEPTH];
 	struct kvmrun_error *err;
 };
@@ -363,6 +365,7 @@ scan_check_unique(struct scan *s, struct scan_level *l, const char *quote)
 		goto out_oom;
 	name = json_object_get_string(key);
 	if (json_object_object_get_ex(l->seen, name, NULL)) {
+		s->id_bad |= s->in_id;
 		l->key = NULL;
 		rc = scan_fail(s, "duplicate key \"%s\"", name);
 	} else if (json_object_object_add(l->seen, name, NULL) == 0) {
@@ -613,7 +616,7 @@ id_text_of(const struct scan *s, const struct json_object *tree, char **id_text)
 {
 	if (id_text == NULL)
 		return;
-	if (tree != NULL && s->id_start != NULL)
+	if (tree != NULL && s->id_start != NULL && !s->id_bad)
 		*id_text = compact_text(s->id_start, s->id_end);
 	else
 		*id_text = strdup("null");
@@ -639,6 +642,7 @@ read_text(const char *text, size_t length, bool object, size_t max_values,
 		.max_values = max_values,
 		.err = err,
 	};
+	const char *id_start, *id_end;
 	int rc = -1;
 
 	*val = NULL;
@@ -661,8 +665,14 @@ read_text(const char *text, size_t length, bool object, size_t max_values,
 	s.p = text;
 	s.values = 0;
 	s.find_duplicate = true;
+	/* The hunt reads the id again, to tell a duplicate inside it. */
+	id_start = s.id_start;
+	id_end = s.id_end;
+	s.id_start = s.id_end = NULL;
 	if (scan_text(&s, object) == 0)
 		kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST, "duplicate key");
+	s.id_start = id_start;
+	s.id_end = id_end;
 out:
 	id_text_of(&s, *val, id_text);
 	return rc;

@@ -841,6 +841,8 @@ test_ids(void)
 	/* Two ids are refused, as any duplicate key; the first is echoed. */
 	expect_id("7,'id':8", "7", "'op':'ping'");
 	expect_id("7", "7", "'\\u0069d':8,'op':'ping'");
+	/* An id holding a duplicate key is not one value: it echoes as null. */
+	expect_id("{'a':1,'a':2}", "null", "'op':'ping'");
 	expect_id("-9223372036854775808", "-9223372036854775808", "'op':'ping'");
 	expect_id("1.0", "1.0", "'op':'ping'");
 	expect_id("1e400", "1e400", "'op':'ping'");
