@@ -24,7 +24,7 @@ jobs=$(nproc)
 packages=(
 	build-essential autoconf automake libtool pkg-config binutils
 	libev-dev libjson-c-dev libsystemd-dev libseccomp-dev
-	python3 socat valgrind systemd clang bsdextrautils
+	python3 mypy socat valgrind systemd clang bsdextrautils
 )
 
 say() { printf '\n== %s\n' "$*"; }

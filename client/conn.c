@@ -1,13 +1,15 @@
 /*
- * Line I/O on a stream Unix socket with timeouts, for the client and the
+ * Line I/O on a stream Unix socket with timeouts, for libkvmrun and the
  * benchmark.  The socket is non-blocking once connected and every wait is a
  * poll() against a monotonic deadline, so no call blocks past its timeout.
+ * The line buffer also takes bytes that came another way (conn_reserve).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +68,7 @@ conn_deadline(const struct conn *conn, int timeout_ms, int64_t *deadline,
 	return 0;
 }
 
-/* Waits until the socket is ready for EVENTS: 0, -ETIMEDOUT or -errno. */
+/* Waits until the socket is ready for EVENTS: its revents, -ETIMEDOUT or -errno. */
 static int
 conn_wait(const struct conn *conn, short events, int64_t deadline)
 {
@@ -87,10 +89,19 @@ conn_wait(const struct conn *conn, short events, int64_t deadline)
 		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
 		/* An error or a hang-up counts as ready: send or recv tells which. */
 		if (n > 0)
-			return 0;
+			return pfd.revents;
 		if (n == -1 && errno != EINTR)
 			return -errno;
 	}
+}
+
+void
+conn_init(struct conn *conn, const char *path, size_t max_line)
+{
+	memset(conn, 0, sizeof(*conn));
+	conn->fd = -1;
+	conn->max_line = max_line;
+	snprintf(conn->path, sizeof(conn->path), "%s", path);
 }
 
 int
@@ -102,9 +113,7 @@ conn_open(struct conn *conn, const char *path, int timeout_ms, size_t max_line,
 	const char *why;
 	int fd, flags, errnum;
 
-	memset(conn, 0, sizeof(*conn));
-	conn->fd = -1;
-	conn->max_line = max_line;
+	conn_init(conn, "", max_line);
 	if (path_length >= sizeof(sun.sun_path))
 		return conn_fail(err, ENAMETOOLONG, "cannot connect to %s: %s", path,
 				 strerror(ENAMETOOLONG));
@@ -192,11 +201,19 @@ conn_write_some(struct conn *conn, const void *data, size_t length,
 			 strerror(errno));
 }
 
+/* Whether the buffer can take more bytes without breaking the line bound. */
+static bool
+conn_has_room(const struct conn *conn)
+{
+	return conn->end < conn->size || conn->start > 0 || conn->size <= conn->max_line;
+}
+
 int
 conn_write_all(struct conn *conn, const void *data, size_t length, int timeout_ms,
 	       struct conn_error *err)
 {
 	const char *p = data;
+	bool reading = true;
 	int64_t deadline;
 	ssize_t n;
 	int r;
@@ -212,13 +229,24 @@ conn_write_all(struct conn *conn, const void *data, size_t length, int timeout_m
 		length -= (size_t)n;
 		if (n > 0 || length == 0)
 			continue;
-		r = conn_wait(conn, POLLOUT, deadline);
+		/*
+		 * While the peer does not take more, take its answers: a peer
+		 * that waits for its answers to be read before it reads on
+		 * would otherwise wait for ever.  They stay buffered for
+		 * conn_next_line.
+		 */
+		reading = reading && !conn->eof && conn_has_room(conn);
+		r = conn_wait(conn, POLLOUT | (reading ? POLLIN : 0), deadline);
 		if (r == -ETIMEDOUT)
 			return conn_fail(err, ETIMEDOUT, "%s: could not send for %d ms",
 					 conn->path, timeout_ms);
 		if (r < 0)
 			return conn_fail(err, -r, "%s: poll: %s", conn->path,
 					 strerror(-r));
+		/* A failed receive is left for the reader to find again. */
+		if (reading && (r & POLLIN) && !(r & POLLOUT) &&
+		    conn_fill(conn, err) < 0 && !conn->eof)
+			reading = false;
 	}
 	return 0;
 }
@@ -254,31 +282,56 @@ conn_make_room(struct conn *conn, struct conn_error *err)
 	return 0;
 }
 
-ssize_t
-conn_fill(struct conn *conn, struct conn_error *err)
+int
+conn_reserve(struct conn *conn, char **space, size_t *length, struct conn_error *err)
 {
-	ssize_t n;
 	int r;
 
 	r = conn_make_room(conn, err);
 	if (r < 0)
 		return r;
-	do
-		n = recv(conn->fd, conn->buf + conn->end, conn->size - conn->end,
-			 MSG_DONTWAIT);
-	while (n == -1 && errno == EINTR);
-	if (n > 0) {
-		conn->end += (size_t)n;
-		return n;
-	}
-	if (n == 0) {
+	*space = conn->buf + conn->end;
+	*length = conn->size - conn->end;
+	return 0;
+}
+
+void
+conn_commit(struct conn *conn, size_t length)
+{
+	if (length == 0)
 		conn->eof = true;
-		return 0;
+	conn->end += length;
+}
+
+ssize_t
+conn_fill(struct conn *conn, struct conn_error *err)
+{
+	size_t room;
+	char *space;
+	ssize_t n;
+	int r;
+
+	r = conn_reserve(conn, &space, &room, err);
+	if (r < 0)
+		return r;
+	do
+		n = recv(conn->fd, space, room, MSG_DONTWAIT);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0) {
+		conn_commit(conn, (size_t)n);
+		return n;
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
 		return -EAGAIN;
 	return conn_fail(err, errno, "%s: cannot receive: %s", conn->path,
 			 strerror(errno));
+}
+
+bool
+conn_has_line(const struct conn *conn)
+{
+	return conn->end > conn->start &&
+	       memchr(conn->buf + conn->start, '\n', conn->end - conn->start) != NULL;
 }
 
 int
@@ -334,6 +387,8 @@ conn_read_line(struct conn *conn, char **line, size_t *length, int timeout_ms,
 		if (n != -EAGAIN)
 			return (int)n;
 		r = conn_wait(conn, POLLIN, deadline);
+		if (r >= 0)
+			continue;
 		if (r == -ETIMEDOUT)
 			return conn_fail(err, ETIMEDOUT, "%s: no answer within %d ms",
 					 conn->path, timeout_ms);

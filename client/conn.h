@@ -1,8 +1,8 @@
 /*
  * Line I/O on a stream Unix socket, with timeouts: connect, write a whole
  * buffer, read newline-terminated lines through a buffer.  It knows nothing
- * of the protocol beyond "one message per line", so the client and the
- * benchmark share it.
+ * of the protocol beyond "one message per line", so libkvmrun and the
+ * benchmark share it; libkvmrun also fills the buffer from its callbacks.
  *
  * Every call returns 0 (or a count) on success and -errno on failure, with
  * ERR holding a message that names the socket path.  Timeouts are in
@@ -35,6 +35,9 @@ struct conn {
 	bool eof;	 /* the peer closed its side */
 };
 
+/* A line buffer with no socket yet, named PATH in messages. */
+void conn_init(struct conn *conn, const char *path, size_t max_line);
+
 /*
  * Connects to the socket at PATH, waiting at most TIMEOUT_MS for a daemon
  * whose listen backlog is full.  MAX_LINE bounds the lines conn_read_line
@@ -44,7 +47,11 @@ int conn_open(struct conn *conn, const char *path, int timeout_ms, size_t max_li
 	      struct conn_error *err);
 void conn_close(struct conn *conn);
 
-/* Writes all of DATA, waiting at most TIMEOUT_MS in total. */
+/*
+ * Writes all of DATA, waiting at most TIMEOUT_MS in total.  While the socket
+ * takes no more, what the peer sends is read into the buffer, so a peer that
+ * answers before it reads on cannot deadlock the two.
+ */
 int conn_write_all(struct conn *conn, const void *data, size_t length, int timeout_ms,
 		   struct conn_error *err);
 
@@ -68,6 +75,15 @@ ssize_t conn_write_some(struct conn *conn, const void *data, size_t length,
 			struct conn_error *err);
 /* Reads what the socket has now: a count, 0 at end of file, -EAGAIN, -errno. */
 ssize_t conn_fill(struct conn *conn, struct conn_error *err);
+/*
+ * Bytes from elsewhere (a callback): conn_reserve gives the free space after
+ * the buffered bytes (0, or -EMSGSIZE / -ENOMEM), conn_commit adds the
+ * LENGTH bytes stored there, 0 meaning end of file.
+ */
+int conn_reserve(struct conn *conn, char **space, size_t *length, struct conn_error *err);
+void conn_commit(struct conn *conn, size_t length);
+/* Whether a whole line is buffered. */
+bool conn_has_line(const struct conn *conn);
 /* A buffered line as conn_read_line gives it: 1, or 0 when none is complete. */
 int conn_next_line(struct conn *conn, char **line, size_t *length,
 		   struct conn_error *err);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +44,10 @@ elf_fail(struct kvmrun_error *err, int errnum, const char *fmt, ...)
 	va_list ap;
 
 	code = errnum == ENOMEM ? KVMRUN_ERR_INTERNAL : KVMRUN_ERR_BAD_REQUEST;
+	err->code = code;
+	err->errnum = 0;
 	va_start(ap, fmt);
-	kvmrun_error_vset(err, code, fmt, ap);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
 	return -errnum;
 }

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kvmrun-run.h"
+#include "kvmrun.h"
 
 /* True when DATA starts with the ELF magic, \x7fELF. */
 bool elf_is_elf(const uint8_t *data, size_t length);

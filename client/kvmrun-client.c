@@ -1,8 +1,8 @@
 /*
  * kvmrun-client: the command line.  Turns arguments into a request, sends it
  * to kvmrund and maps what comes back to output and an exit status.  The
- * socket is conn.c's, the printing output.c's, ELF images elf.c's and the
- * JSON the protocol codec's.
+ * connection and the JSON are libkvmrun's (kvmrun.h), the printing
+ * output.c's, ELF images elf.c's.
  */
 #include "config.h"
 
@@ -18,23 +18,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "elf.h"
-#include "kvmrun-proto.h"
+#include "kvmrun.h"
 #include "output.h"
 
 #define CLIENT_NAME "kvmrun-client"
 #define CLIENT_CONNECT_TIMEOUT_MS 5000
-/* What an answer may take beyond the guest's own timeout: queueing, set-up. */
-#define CLIENT_RESPONSE_MARGIN_MS 10000
-/* Dumps and console output make response lines large; this bounds them. */
-#define CLIENT_MAX_LINE (256u << 20)
+/* raw's wait for an answer: the longest guest timeout and 10 s besides. */
+#define CLIENT_RAW_TIMEOUT_MS 70000
+/* Requests raw has out before it waits for the oldest's answer. */
+#define CLIENT_RAW_WINDOW 64u
 /* More than any guest memory the daemon allows, so a larger file is a mistake. */
 #define CLIENT_FILE_MAX (1u << 30)
-/* The one request on a connection needs no other id. */
-#define CLIENT_REQUEST_ID "1"
-/* raw stops reading standard input while this much is still unsent. */
-#define CLIENT_RAW_BACKLOG (1u << 20)
 #define CLIENT_READ_CHUNK 65536u
 
 #define CLIENT_NELEM(array) (sizeof(array) / sizeof((array)[0]))
@@ -70,9 +65,9 @@ struct client_region {
 
 struct client {
 	enum client_command command;
-	const char *socket_path;
+	const char *socket_path;	/* NULL: libkvmrun's default */
 	int connect_timeout_ms;
-	int response_timeout_ms;	/* -1: the command's default */
+	int response_timeout_ms;	/* -1: libkvmrun's default for the request */
 	bool json;
 	bool quiet;
 	bool load_address_set;
@@ -83,7 +78,7 @@ struct client {
 	size_t region_count;
 };
 
-/* Bytes queued for a descriptor, for raw's two directions. */
+/* Bytes of standard input not yet sent by raw. */
 struct client_buf {
 	char *data;
 	size_t start;
@@ -201,6 +196,44 @@ static const char client_usage_text[] =
 	"  4  the daemon could not be reached, or its answer was lost or unreadable\n"
 	"  5  the daemon has no usable /dev/kvm (error unavailable): this host\n"
 	"     cannot run guests until KVM works there\n";
+
+/* The tables of names arguments are looked up in. */
+enum client_names {
+	CLIENT_NAMES_COMMAND,
+	CLIENT_NAMES_MODE,
+	CLIENT_NAMES_REG,
+	CLIENT_NAMES_SEG,
+};
+
+static const char *
+client_name(enum client_names names, int i)
+{
+	switch (names) {
+	case CLIENT_NAMES_COMMAND:
+		return i < CLIENT_COMMAND_COUNT ? client_command_names[i] : NULL;
+	case CLIENT_NAMES_MODE:
+		return kvmrun_mode_name((enum kvmrun_mode)i);
+	case CLIENT_NAMES_REG:
+		return kvmrun_reg_name((enum kvmrun_reg)i);
+	case CLIENT_NAMES_SEG:
+		return kvmrun_seg_name((enum kvmrun_seg)i);
+	}
+	return NULL;
+}
+
+/* The index of NAME among the first COUNT of NAMES, or -1. */
+static int
+client_lookup(enum client_names names, int count, const char *name)
+{
+	const char *known;
+
+	for (int i = 0; i < count; i++) {
+		known = client_name(names, i);
+		if (known != NULL && strcmp(known, name) == 0)
+			return i;
+	}
+	return -1;
+}
 
 static const char *
 client_option_name(int opt)
@@ -368,8 +401,7 @@ client_parse_register(struct client *c, int opt, const char *text)
 			 &value_text) < 0)
 		return -1;
 	if (is_seg) {
-		i = kvmrun_name_lookup(kvmrun_seg_names, KVMRUN_SEG_REQUEST_COUNT,
-				       name);
+		i = client_lookup(CLIENT_NAMES_SEG, KVMRUN_SEG_REQUEST_COUNT, name);
 		if (i < 0) {
 			client_bad(opt, text, "not cs, ds, es, ss, fs or gs");
 			goto out;
@@ -378,7 +410,7 @@ client_parse_register(struct client *c, int opt, const char *text)
 			goto out;
 		c->spec.segments[i] = (uint16_t)value;
 	} else {
-		i = kvmrun_name_lookup(kvmrun_reg_names, KVMRUN_REG_COUNT, name);
+		i = client_lookup(CLIENT_NAMES_REG, KVMRUN_REG_COUNT, name);
 		if (i < 0) {
 			client_bad(opt, text, "not rax..r15, rip or rflags");
 			goto out;
@@ -484,7 +516,7 @@ client_parse_run_option(struct client *c, int opt, const char *arg)
 
 	switch (opt) {
 	case OPT_MODE:
-		i = kvmrun_name_lookup(kvmrun_mode_names, KVMRUN_MODE_COUNT, arg);
+		i = client_lookup(CLIENT_NAMES_MODE, KVMRUN_MODE_COUNT, arg);
 		if (i < 0)
 			return client_bad(opt, arg, "not real, protected, paged, long");
 		c->spec.mode = (enum kvmrun_mode)i;
@@ -614,8 +646,8 @@ client_parse_args(struct client *c, int argc, char **argv)
 			return -1;
 
 	if (operands.count > 0)
-		i = kvmrun_name_lookup(client_command_names, CLIENT_COMMAND_COUNT,
-				       operand[0]);
+		i = client_lookup(CLIENT_NAMES_COMMAND, CLIENT_COMMAND_COUNT,
+				  operand[0]);
 	c->command = i < 0 ? CLIENT_RUN : (enum client_command)i;
 	if (i >= 0) {
 		operand++;
@@ -767,139 +799,102 @@ client_load_files(struct client *c)
 	return 0;
 }
 
-/* Connects to the daemon, or says why not with a hint where one helps. */
-static int
-client_connect(const struct client *c, struct conn *conn)
+/*
+ * A connection to the daemon, connected, or NULL after saying why not with
+ * a hint where one helps.
+ */
+static struct kvmrun_conn *
+client_connect(const struct client *c)
 {
-	struct conn_error err;
+	const struct kvmrun_error *err;
+	struct kvmrun_conn *conn;
 	const char *hint = "";
-	int r;
 
-	r = conn_open(conn, c->socket_path, c->connect_timeout_ms, CLIENT_MAX_LINE,
-		      &err);
-	if (r == 0)
-		return 0;
-	if (err.errnum == ENOENT || err.errnum == ECONNREFUSED)
+	conn = kvmrun_open(c->socket_path);
+	if (conn == NULL) {
+		client_error("out of memory");
+		return NULL;
+	}
+	kvmrun_set_timeouts(conn, c->connect_timeout_ms, c->response_timeout_ms);
+	if (kvmrun_connect(conn) == 0)
+		return conn;
+	err = kvmrun_last_error(conn);
+	if (err->errnum == ENOENT || err->errnum == ECONNREFUSED)
 		hint = " (is kvmrund or kvmrund.socket running?)";
-	else if (err.errnum == EACCES)
+	else if (err->errnum == EACCES)
 		hint = " (is this user allowed to use the socket?)";
-	client_error("%s%s", err.message, hint);
-	return -1;
+	client_error("%s%s", err->message, hint);
+	kvmrun_close(conn);
+	return NULL;
 }
 
 /*
- * Sends one request and reads its answer into RESP; prints the answer's line
- * as it is under --json.  0, or an exit status after a message.
+ * Sends one request and takes its answer; prints the answer's line as it is
+ * under --json.  0 with ANSWER to free, or an exit status after a message.
  */
 static int
-client_exchange(const struct client *c, enum kvmrun_op op, int timeout_ms,
-		struct proto_response *resp)
+client_exchange(const struct client *c, enum kvmrun_op op, struct kvmrun_answer *answer)
 {
-	struct conn_error err, write_err = {0};
-	struct kvmrun_error perr;
-	struct conn conn;
-	char *request, *line;
-	const char *id;
-	size_t length;
-	int r, status = CLIENT_EXIT_UNREACHABLE;
+	const struct kvmrun_error *err;
+	struct kvmrun_conn *conn;
+	int status = CLIENT_EXIT_UNREACHABLE;
 
-	request = proto_format_request(CLIENT_REQUEST_ID, op, &c->spec, &length);
-	if (request == NULL) {
-		client_error("out of memory");
-		return CLIENT_EXIT_USAGE;
-	}
-	if (client_connect(c, &conn) < 0)
-		goto out_free;
-	r = conn_write_all(&conn, request, length, timeout_ms, &write_err);
-	/* A daemon refusing a request may answer and hang up before reading it all. */
-	if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
-		client_error("%s", write_err.message);
-		goto out_close;
-	}
-	r = conn_read_line(&conn, &line, &length, timeout_ms, &err);
-	if (r <= 0) {
-		if (write_err.errnum != 0)
-			client_error("%s", write_err.message);
-		else if (r < 0)
-			client_error("%s", err.message);
-		else
-			client_error("%s: hung up without answering", c->socket_path);
-		goto out_close;
+	conn = client_connect(c);
+	if (conn == NULL)
+		return CLIENT_EXIT_UNREACHABLE;
+	if (kvmrun_submit(conn, op, op == KVMRUN_OP_RUN ? &c->spec : NULL) < 0 ||
+	    kvmrun_next(conn, answer) < 0) {
+		err = kvmrun_last_error(conn);
+		client_error("%s", err->message);
+		if (err->code == KVMRUN_ERR_NOMEM)
+			status = CLIENT_EXIT_USAGE;
+		goto out;
 	}
 	if (c->json)
-		printf("%s\n", line);
-	if (proto_response_parse(line, length, resp, &perr) < 0) {
-		client_error("%s: unreadable answer: %s", c->socket_path, perr.message);
-		proto_response_free(resp);
-		goto out_close;
-	}
-	/* An error about a line too long to find its id in carries the id null. */
-	id = resp->id_json != NULL ? resp->id_json : "null";
-	if (strcmp(id, CLIENT_REQUEST_ID) != 0 &&
-	    !(resp->kind == PROTO_RESPONSE_ERROR && strcmp(id, "null") == 0)) {
-		client_error("%s: answer for id %s, not %s", c->socket_path, id,
-			     CLIENT_REQUEST_ID);
-		proto_response_free(resp);
-		goto out_close;
+		printf("%s\n", answer->line);
+	/* Unreadable, for another id or of the wrong kind. */
+	if (answer->error.code == KVMRUN_ERR_PROTOCOL) {
+		client_error("%s", answer->error.message);
+		kvmrun_answer_free(answer);
+		goto out;
 	}
 	status = 0;
-out_close:
-	conn_close(&conn);
-out_free:
-	free(request);
+out:
+	kvmrun_close(conn);
 	return status;
 }
 
-static void
+/* The daemon's error: its code and message, and the exit status they make. */
+static int
 client_daemon_error(const struct kvmrun_error *err)
 {
-	const char *code = "unknown";
-
-	if (err->code < KVMRUN_ERR_COUNT)
-		code = kvmrun_errcode_names[err->code];
-	client_error("daemon: %s: %s", code, err->message);
-}
-
-/* The status for a response of an unexpected kind, or for an error. */
-static int
-client_unexpected(const struct client *c, const struct proto_response *resp)
-{
-	if (resp->kind == PROTO_RESPONSE_ERROR) {
-		client_daemon_error(&resp->error);
-		/* Scripts can tell "this host cannot run guests" from a bad request. */
-		return resp->error.code == KVMRUN_ERR_UNAVAILABLE ? CLIENT_EXIT_UNAVAILABLE
-								  : CLIENT_EXIT_DAEMON;
-	}
-	client_error("%s: answer of the wrong kind for %s", c->socket_path,
-		     client_command_names[c->command]);
-	return CLIENT_EXIT_UNREACHABLE;
+	client_error("daemon: %s: %s", kvmrun_strerror(err->code), err->message);
+	/* Scripts can tell "this host cannot run guests" from a bad request. */
+	return err->code == KVMRUN_ERR_UNAVAILABLE ? CLIENT_EXIT_UNAVAILABLE
+						   : CLIENT_EXIT_DAEMON;
 }
 
 static int
 client_run(struct client *c, const struct output *out)
 {
-	struct proto_response resp;
-	int timeout_ms, status;
+	struct kvmrun_answer answer;
+	int status;
 
 	if (client_load_files(c) < 0)
 		return CLIENT_EXIT_USAGE;
-	timeout_ms = c->response_timeout_ms;
-	if (timeout_ms < 0 && c->spec.timeout_ms > INT_MAX - CLIENT_RESPONSE_MARGIN_MS)
-		timeout_ms = INT_MAX;
-	else if (timeout_ms < 0)
-		timeout_ms = (int)c->spec.timeout_ms + CLIENT_RESPONSE_MARGIN_MS;
-	status = client_exchange(c, KVMRUN_OP_RUN, timeout_ms, &resp);
+	status = client_exchange(c, KVMRUN_OP_RUN, &answer);
 	if (status != 0)
 		return status;
-	if (resp.kind == PROTO_RESPONSE_RESULT) {
-		if (!c->json)
-			output_result(out, &resp.result);
-		status = resp.result.exit.reason == KVMRUN_EXIT_HLT ? CLIENT_EXIT_HALTED
-								    : CLIENT_EXIT_ENDED;
+	if (answer.error.code != KVMRUN_OK) {
+		status = client_daemon_error(&answer.error);
 	} else {
-		status = client_unexpected(c, &resp);
+		if (!c->json)
+			output_result(out, &answer.result);
+		status = answer.result.exit.reason == KVMRUN_EXIT_HLT
+				 ? CLIENT_EXIT_HALTED
+				 : CLIENT_EXIT_ENDED;
 	}
-	proto_response_free(&resp);
+	kvmrun_answer_free(&answer);
 	return status;
 }
 
@@ -908,25 +903,19 @@ static int
 client_query(struct client *c, const struct output *out)
 {
 	bool ping = c->command == CLIENT_PING;
-	enum kvmrun_op op = ping ? KVMRUN_OP_PING : KVMRUN_OP_STATS;
-	enum proto_response_kind kind;
-	struct proto_response resp;
-	int timeout_ms = c->response_timeout_ms;
+	struct kvmrun_answer answer;
 	int status;
 
-	kind = ping ? PROTO_RESPONSE_PING : PROTO_RESPONSE_STATS;
-	if (timeout_ms < 0)
-		timeout_ms = CLIENT_RESPONSE_MARGIN_MS;
-	status = client_exchange(c, op, timeout_ms, &resp);
+	status = client_exchange(c, ping ? KVMRUN_OP_PING : KVMRUN_OP_STATS, &answer);
 	if (status != 0)
 		return status;
-	if (resp.kind != kind)
-		status = client_unexpected(c, &resp);
+	if (answer.error.code != KVMRUN_OK)
+		status = client_daemon_error(&answer.error);
 	else if (ping && !c->json)
-		output_ping(out, &resp);
+		output_ping(out, &answer.ping);
 	else if (!c->json)
-		output_stats(out, &resp.stats);
-	proto_response_free(&resp);
+		output_stats(out, &answer.stats);
+	kvmrun_answer_free(&answer);
 	return status;
 }
 
@@ -968,13 +957,54 @@ client_is_blank(const char *line, size_t length)
 	return true;
 }
 
+/* raw's state: what came back so far. */
+struct client_raw {
+	struct kvmrun_conn *conn;
+	bool failed;	/* an error answer */
+	bool garbled;	/* a line that is no answer, or none for a request */
+};
+
 /*
- * Moves the complete lines of IN (and the last one at end of file) to OUT,
- * each with its '\n'; counts them in *QUEUED.
+ * Takes the oldest answer (waiting for it) and prints it; an error answer
+ * makes raw->failed, a line that is no answer raw->garbled.  0, or -1 when
+ * none came, after a message.
  */
 static int
-client_raw_queue(struct client_buf *in, struct client_buf *out, bool eof,
-		 size_t *queued)
+client_raw_answer(struct client_raw *raw)
+{
+	const char *path = kvmrun_socket_path(raw->conn);
+	const struct kvmrun_error *err;
+	struct kvmrun_answer answer;
+
+	if (kvmrun_next(raw->conn, &answer) < 0) {
+		err = kvmrun_last_error(raw->conn);
+		if (err->code == KVMRUN_ERR_CLOSED || err->errnum == EPIPE ||
+		    err->errnum == ECONNRESET)
+			client_error("%s: hung up with %u requests unanswered", path,
+				     kvmrun_pending(raw->conn));
+		else
+			client_error("%s", err->message);
+		return -1;
+	}
+	fwrite(answer.line, 1, answer.line_length, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	if (answer.error.code == KVMRUN_ERR_PROTOCOL) {
+		client_error("%s", answer.error.message);
+		raw->garbled = true;
+	} else if (answer.error.code != KVMRUN_OK) {
+		raw->failed = true;
+	}
+	kvmrun_answer_free(&answer);
+	return 0;
+}
+
+/*
+ * Sends the complete lines of IN (and the last one at end of file), taking
+ * answers whenever the window is full.  0, or -1 after a message.
+ */
+static int
+client_raw_send(struct client_raw *raw, struct client_buf *in, bool eof)
 {
 	char *line, *nl;
 	size_t length;
@@ -988,12 +1018,13 @@ client_raw_queue(struct client_buf *in, struct client_buf *out, bool eof,
 		in->start += length + (nl != NULL);
 		if (client_is_blank(line, length))
 			continue;
-		if (client_buf_reserve(out, length + 1) < 0)
-			return -ENOMEM;
-		memcpy(out->data + out->end, line, length);
-		out->data[out->end + length] = '\n';
-		out->end += length + 1;
-		(*queued)++;
+		while (kvmrun_pending(raw->conn) >= CLIENT_RAW_WINDOW)
+			if (client_raw_answer(raw) < 0)
+				return -1;
+		if (kvmrun_submit_line(raw->conn, line, length) < 0) {
+			client_error("%s", kvmrun_last_error(raw->conn)->message);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -1016,73 +1047,43 @@ client_raw_read_stdin(struct client_buf *in)
 }
 
 /*
- * Prints the answers buffered in CONN; a line that is no answer makes
- * *GARBLED, an error answer *FAILED.
- */
-static int
-client_raw_answers(struct client *c, struct conn *conn, size_t *pending, bool *failed,
-		   bool *garbled)
-{
-	struct proto_response resp;
-	struct kvmrun_error perr;
-	struct conn_error err;
-	char *line;
-	size_t length;
-	int r;
-
-	while ((r = conn_next_line(conn, &line, &length, &err)) == 1) {
-		fwrite(line, 1, length, stdout);
-		fputc('\n', stdout);
-		if (*pending == 0) {
-			client_error("%s: an answer to no request", c->socket_path);
-			*garbled = true;
-		} else {
-			(*pending)--;
-		}
-		if (proto_response_parse(line, length, &resp, &perr) < 0) {
-			client_error("%s: unreadable answer: %s", c->socket_path,
-				     perr.message);
-			*garbled = true;
-		} else if (resp.kind == PROTO_RESPONSE_ERROR) {
-			*failed = true;
-		}
-		proto_response_free(&resp);
-	}
-	fflush(stdout);
-	if (r < 0)
-		client_error("%s", err.message);
-	return r;
-}
-
-/*
- * raw: request lines from standard input go out as fast as the daemon takes
- * them while answers are read and printed, one poll() for both directions so
- * neither side's buffers fill up and deadlock.
+ * raw: request lines from standard input go out as they come, up to a
+ * window of them unanswered, and answers are printed as they come: one
+ * poll() for standard input and the daemon.  libkvmrun reads answers while
+ * a request waits to go out, so neither side's buffers fill up for good.
  */
 static int
 client_raw(struct client *c)
 {
-	struct client_buf in = {0}, out = {0};
-	struct conn_error err;
+	struct client_raw raw = {0};
+	struct client_buf in = {0};
 	struct pollfd pfds[2];
-	struct conn conn;
-	size_t pending = 0;
-	bool stdin_open = true, failed = false, garbled = false;
+	bool stdin_open = true;
 	int timeout_ms = c->response_timeout_ms;
-	int status = CLIENT_EXIT_UNREACHABLE, n, r;
+	int status = CLIENT_EXIT_UNREACHABLE, n;
+	unsigned int pending;
 	ssize_t got;
 
 	if (timeout_ms < 0)
-		timeout_ms = KVMRUN_DEFAULT_MAX_TIMEOUT_MS + CLIENT_RESPONSE_MARGIN_MS;
-	if (client_connect(c, &conn) < 0)
+		timeout_ms = CLIENT_RAW_TIMEOUT_MS;
+	raw.conn = client_connect(c);
+	if (raw.conn == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
-	while (stdin_open || pending > 0) {
-		pfds[0].fd = -1;
-		if (stdin_open && out.end - out.start < CLIENT_RAW_BACKLOG)
-			pfds[0].fd = STDIN_FILENO;
+	if (kvmrun_set_window(raw.conn, CLIENT_RAW_WINDOW) < 0) {
+		client_error("%s", kvmrun_last_error(raw.conn)->message);
+		goto out;
+	}
+	while (stdin_open || kvmrun_pending(raw.conn) > 0) {
+		pending = kvmrun_pending(raw.conn);
+		if (pending > 0 && kvmrun_answer_ready(raw.conn)) {
+			if (client_raw_answer(&raw) < 0)
+				goto out;
+			continue;
+		}
+		pfds[0].fd = stdin_open ? STDIN_FILENO : -1;
 		pfds[0].events = POLLIN;
-		pfds[1].fd = conn_fd(&conn);
-		pfds[1].events = POLLIN | (out.end > out.start ? POLLOUT : 0);
+		pfds[1].fd = pending > 0 ? kvmrun_fd(raw.conn) : -1;
+		pfds[1].events = POLLIN;
 		n = poll(pfds, 2, pending > 0 ? timeout_ms : -1);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -1091,39 +1092,12 @@ client_raw(struct client *c)
 			goto out;
 		}
 		if (n == 0) {
-			client_error("%s: no answer within %d ms (%zu pending)",
-				     c->socket_path, timeout_ms, pending);
+			client_error("%s: no answer within %d ms (%u pending)",
+				     kvmrun_socket_path(raw.conn), timeout_ms, pending);
 			goto out;
 		}
-		if ((pfds[1].revents & (POLLOUT | POLLERR | POLLHUP)) &&
-		    out.end > out.start) {
-			got = conn_write_some(&conn, out.data + out.start,
-					      out.end - out.start, &err);
-			/* A hung-up daemon may still have answers to read. */
-			if (got < 0 && got != -EPIPE && got != -ECONNRESET) {
-				client_error("%s", err.message);
-				goto out;
-			}
-			if (got < 0)
-				out.start = out.end;
-			else
-				out.start += (size_t)got;
-		}
-		if (pfds[1].revents & (POLLIN | POLLERR | POLLHUP)) {
-			got = conn_fill(&conn, &err);
-			if (got < 0 && got != -EAGAIN) {
-				client_error("%s", err.message);
-				goto out;
-			}
-			r = client_raw_answers(c, &conn, &pending, &failed, &garbled);
-			if (r < 0)
-				goto out;
-			if (got == 0 && (pending > 0 || stdin_open)) {
-				client_error("%s: hung up with %zu requests unanswered",
-					     c->socket_path, pending);
-				goto out;
-			}
-		}
+		if (pfds[1].revents != 0 && client_raw_answer(&raw) < 0)
+			goto out;
 		if (pfds[0].fd != -1 && pfds[0].revents != 0) {
 			got = client_raw_read_stdin(&in);
 			if (got < 0) {
@@ -1131,17 +1105,16 @@ client_raw(struct client *c)
 				goto out;
 			}
 			stdin_open = got > 0;
-			if (client_raw_queue(&in, &out, !stdin_open, &pending) < 0) {
-				client_error("out of memory");
+			if (client_raw_send(&raw, &in, !stdin_open) < 0)
 				goto out;
-			}
 		}
 	}
-	status = garbled ? CLIENT_EXIT_UNREACHABLE : failed ? CLIENT_EXIT_DAEMON : 0;
+	status = raw.garbled  ? CLIENT_EXIT_UNREACHABLE
+		 : raw.failed ? CLIENT_EXIT_DAEMON
+			      : 0;
 out:
-	conn_close(&conn);
+	kvmrun_close(raw.conn);
 	free(in.data);
-	free(out.data);
 	return status;
 }
 
@@ -1163,10 +1136,6 @@ main(int argc, char **argv)
 		status = r < 0 ? CLIENT_EXIT_USAGE : 0;
 		goto out;
 	}
-	if (c.socket_path == NULL)
-		c.socket_path = getenv("KVMRUN_SOCKET");
-	if (c.socket_path == NULL || c.socket_path[0] == '\0')
-		c.socket_path = KVMRUN_DEFAULT_SOCKET;
 	output_init(&out, stdout, c.quiet);
 
 	if (c.command == CLIENT_RUN)

@@ -125,10 +125,10 @@ static void
 output_exit(const struct output *out, const struct kvmrun_exit *exit)
 {
 	const char *color = exit->reason == KVMRUN_EXIT_HLT ? OUTPUT_GREEN : OUTPUT_RED;
-	const char *name = "unknown";
+	const char *name = kvmrun_exit_reason_name(exit->reason);
 
-	if (exit->reason < KVMRUN_EXIT_REASON_COUNT)
-		name = kvmrun_exit_reason_names[exit->reason];
+	if (name == NULL)
+		name = "unknown";
 	fprintf(out->fp, "%sexit:%s %s%s%s", output_sgr(out, OUTPUT_BOLD),
 		output_sgr(out, OUTPUT_RESET), output_sgr(out, color), name,
 		output_sgr(out, OUTPUT_RESET));
@@ -169,7 +169,8 @@ output_registers(const struct output *out, const struct kvmrun_result *result)
 	int n = 0;
 
 	for (int i = KVMRUN_REG_RAX; i <= KVMRUN_REG_R15; i++)
-		output_reg(out, &n, 4, 3, kvmrun_reg_names[i], result->regs[i]);
+		output_reg(out, &n, 4, 3, kvmrun_reg_name((enum kvmrun_reg)i),
+			   result->regs[i]);
 	output_table_end(out, &n);
 	output_reg(out, &n, 3, 3, "rip", result->regs[KVMRUN_REG_RIP]);
 	output_reg(out, &n, 3, 3, "rflags", result->regs[KVMRUN_REG_RFLAGS]);
@@ -181,14 +182,16 @@ output_registers(const struct output *out, const struct kvmrun_result *result)
 
 	for (int i = 0; i < KVMRUN_SEG_COUNT; i++)
 		fprintf(out->fp, "%s%s%s=%s%04x", i > 0 ? " " : "",
-			output_sgr(out, OUTPUT_DIM), kvmrun_seg_names[i],
+			output_sgr(out, OUTPUT_DIM),
+			kvmrun_seg_name((enum kvmrun_seg)i),
 			output_sgr(out, OUTPUT_RESET), sregs->segments[i].selector);
 	fputc('\n', out->fp);
 	/* Bases only where set: real-mode segments, fs and gs, the engine's tr. */
 	for (int i = 0; i < KVMRUN_SEG_COUNT; i++) {
 		if (sregs->segments[i].base == 0)
 			continue;
-		snprintf(name, sizeof(name), "%s.base", kvmrun_seg_names[i]);
+		snprintf(name, sizeof(name), "%s.base",
+			 kvmrun_seg_name((enum kvmrun_seg)i));
 		output_reg(out, &n, 3, 7, name, sregs->segments[i].base);
 	}
 	output_table_end(out, &n);
@@ -279,27 +282,37 @@ output_result(const struct output *out, const struct kvmrun_result *result)
 }
 
 void
-output_ping(const struct output *out, const struct proto_response *resp)
+output_ping(const struct output *out, const struct kvmrun_ping *ping)
 {
-	const struct proto_kvm_status *kvm = &resp->kvm;
-
 	fprintf(out->fp, "kvmrund %s, protocol %d, ",
-		resp->version != NULL ? resp->version : "(unknown version)",
-		resp->protocol);
-	if (!kvm->available) {
-		fprintf(out->fp, "KVM unavailable: %s\n", kvm->reason);
+		ping->version[0] != '\0' ? ping->version : "(unknown version)",
+		ping->protocol);
+	if (!ping->kvm_available) {
+		fprintf(out->fp, "KVM unavailable: %s\n", ping->kvm_reason);
 		return;
 	}
-	fprintf(out->fp, "KVM API %d, modes", kvm->api_version);
+	fprintf(out->fp, "KVM API %d, modes", ping->kvm_api_version);
 	for (int i = 0; i < KVMRUN_MODE_COUNT; i++)
-		if (kvm->mode_supported[i])
-			fprintf(out->fp, " %s", kvmrun_mode_names[i]);
+		if (ping->mode_supported[i])
+			fprintf(out->fp, " %s", kvmrun_mode_name((enum kvmrun_mode)i));
 	fputc('\n', out->fp);
+}
+
+static const char *
+output_exit_reason_name(int i)
+{
+	return kvmrun_exit_reason_name((enum kvmrun_exit_reason)i);
+}
+
+static const char *
+output_errcode_name(int i)
+{
+	return kvmrun_strerror((enum kvmrun_errcode)i);
 }
 
 /* "NAME COUNT" for each non-zero count in COUNTS, after their sum. */
 static void
-output_counts(FILE *fp, const char *const *names, const uint64_t *counts, int n)
+output_counts(FILE *fp, const char *(*name)(int), const uint64_t *counts, int n)
 {
 	const char *sep = " (";
 	uint64_t total = 0;
@@ -310,14 +323,14 @@ output_counts(FILE *fp, const char *const *names, const uint64_t *counts, int n)
 	for (int i = 0; i < n; i++) {
 		if (counts[i] == 0)
 			continue;
-		fprintf(fp, "%s%s %" PRIu64, sep, names[i], counts[i]);
+		fprintf(fp, "%s%s %" PRIu64, sep, name(i), counts[i]);
 		sep = ", ";
 	}
 	fputs(total > 0 ? ")\n" : "\n", fp);
 }
 
 void
-output_stats(const struct output *out, const struct proto_stats *stats)
+output_stats(const struct output *out, const struct kvmrun_stats *stats)
 {
 	uint64_t s = stats->uptime_ms / 1000;
 	const char *bold = output_sgr(out, OUTPUT_BOLD);
@@ -331,10 +344,10 @@ output_stats(const struct output *out, const struct proto_stats *stats)
 	fprintf(out->fp, "%sruns:%s        %" PRIu64 " running, %" PRIu64 " queued\n",
 		bold, reset, stats->runs_in_flight, stats->runs_queued);
 	fprintf(out->fp, "%sfinished:%s    ", bold, reset);
-	output_counts(out->fp, kvmrun_exit_reason_names, stats->runs,
+	output_counts(out->fp, output_exit_reason_name, stats->runs,
 		      KVMRUN_EXIT_REASON_COUNT);
 	fprintf(out->fp, "%serrors:%s      ", bold, reset);
-	output_counts(out->fp, kvmrun_errcode_names, stats->errors, KVMRUN_ERR_COUNT);
+	output_counts(out->fp, output_errcode_name, stats->errors, KVMRUN_ERR_COUNT);
 	fprintf(out->fp, "%sconnections:%s %" PRIu64 " open, %" PRIu64 " in all\n",
 		bold, reset, stats->connections_open, stats->connections_total);
 	fprintf(out->fp, "%smemory:%s      %" PRIu64 " bytes of guest memory in use\n",

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "kvmrun-proto.h"
+#include "kvmrun.h"
 
 struct output {
 	FILE *fp;
@@ -21,7 +21,7 @@ struct output {
 void output_init(struct output *out, FILE *fp, bool quiet);
 
 void output_result(const struct output *out, const struct kvmrun_result *result);
-void output_ping(const struct output *out, const struct proto_response *resp);
-void output_stats(const struct output *out, const struct proto_stats *stats);
+void output_ping(const struct output *out, const struct kvmrun_ping *ping);
+void output_stats(const struct output *out, const struct kvmrun_stats *stats);
 
 #endif

@@ -14,16 +14,6 @@
 
 #include "kvmrun-run.h"
 
-#define KVMRUN_PROTOCOL_VERSION 3
-#define KVMRUN_DEFAULT_SOCKET "/run/kvmrun/kvmrun.sock"
-
-enum kvmrun_op {
-	KVMRUN_OP_RUN,
-	KVMRUN_OP_PING,
-	KVMRUN_OP_STATS,
-	KVMRUN_OP_COUNT
-};
-
 extern const char *const kvmrun_op_names[KVMRUN_OP_COUNT];
 
 /*
@@ -81,18 +71,8 @@ uint64_t proto_request_held_bytes(const struct proto_request *req);
 int proto_request_decode_payloads(struct proto_request *req, struct kvmrun_error *err);
 void proto_request_free(struct proto_request *req);
 
-/* Counters the stats op reports. */
-struct proto_stats {
-	uint64_t runs[KVMRUN_EXIT_REASON_COUNT];
-	uint64_t errors[KVMRUN_ERR_COUNT];
-	uint64_t runs_in_flight;
-	uint64_t runs_queued;
-	uint64_t connections_open;
-	uint64_t connections_total;
-	uint64_t uptime_ms;
-	uint64_t workers;
-	uint64_t memory_in_use;		/* bytes of guest memory reserved by runs */
-};
+/* Counters the stats op reports: the public struct kvmrun_stats (kvmrun.h). */
+#define proto_stats kvmrun_stats
 
 /* Whether the daemon can run guests, as ping reports it. */
 struct proto_kvm_status {

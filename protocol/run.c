@@ -1,12 +1,14 @@
 /*
  * The plain run data's helpers: names of modes, registers, exit reasons and
  * error codes as the protocol spells them, error values, and the owners'
- * init/free of specs and results.
+ * init/free of specs and results.  Those kvmrun.h declares are libkvmrun's
+ * too.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvmrun-proto.h"
 #include "kvmrun-run.h"
 
 const char *const kvmrun_mode_names[KVMRUN_MODE_COUNT] = {
@@ -56,10 +58,67 @@ kvmrun_vector_name(unsigned int vector)
 	return vector_names[vector];
 }
 
+/* NAMES[I] when I is below COUNT, else NULL. */
+static const char *
+kvmrun_name(const char *const *names, int count, int i)
+{
+	return i >= 0 && i < count ? names[i] : NULL;
+}
+
+const char *
+kvmrun_mode_name(enum kvmrun_mode mode)
+{
+	return kvmrun_name(kvmrun_mode_names, KVMRUN_MODE_COUNT, (int)mode);
+}
+
+const char *
+kvmrun_reg_name(enum kvmrun_reg reg)
+{
+	return kvmrun_name(kvmrun_reg_names, KVMRUN_REG_COUNT, (int)reg);
+}
+
+const char *
+kvmrun_seg_name(enum kvmrun_seg seg)
+{
+	return kvmrun_name(kvmrun_seg_names, KVMRUN_SEG_COUNT, (int)seg);
+}
+
+const char *
+kvmrun_exit_reason_name(enum kvmrun_exit_reason reason)
+{
+	return kvmrun_name(kvmrun_exit_reason_names, KVMRUN_EXIT_REASON_COUNT, (int)reason);
+}
+
+const char *
+kvmrun_op_name(enum kvmrun_op op)
+{
+	return kvmrun_name(kvmrun_op_names, KVMRUN_OP_COUNT, (int)op);
+}
+
+/* libkvmrun's own codes, from KVMRUN_ERR_CONNECTION on. */
+static const char *const kvmrun_library_errcode_names[] = {
+	"connection", "closed", "timeout", "protocol", "wouldblock", "invalid", "nomem",
+};
+
+const char *
+kvmrun_strerror(enum kvmrun_errcode code)
+{
+	const char *name;
+	int n = (int)(sizeof(kvmrun_library_errcode_names) /
+		      sizeof(kvmrun_library_errcode_names[0]));
+
+	name = kvmrun_name(kvmrun_errcode_names, KVMRUN_ERR_COUNT, (int)code);
+	if (name == NULL)
+		name = kvmrun_name(kvmrun_library_errcode_names, n,
+				   (int)code - KVMRUN_ERR_CONNECTION);
+	return name != NULL ? name : "unknown";
+}
+
 int
 kvmrun_error_vset(struct kvmrun_error *err, enum kvmrun_errcode code, const char *fmt, va_list ap)
 {
 	err->code = code;
+	err->errnum = 0;
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	return -1;
 }

@@ -1,0 +1,228 @@
+"""The asyncio client: :class:`AsyncClient`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Literal, overload
+
+from .client import socket_path
+from .errors import DaemonError, Disconnected, ProtocolError
+from .types import Ping, Result, RunRequest, Stats, decode, encode, is_closing
+
+class _Connection:
+    """One connection: requests in flight, written in order by a writer task
+    and answered in order by a reader task."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        self.sock = sock
+        self.pending: deque[tuple[int, asyncio.Future[bytes]]] = deque()
+        self.out = bytearray()
+        self.wake = asyncio.Event()
+        self.closed = False
+        self.writer = loop.create_task(self._write())
+        self.reader = loop.create_task(self._read())
+
+    def send(self, id: int, line: bytes) -> asyncio.Future[bytes]:
+        """Queues a request line; the future of its answer line."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        if self.closed:
+            future.set_exception(Disconnected("the connection is closed"))
+            return future
+        self.pending.append((id, future))
+        self.out += line
+        self.wake.set()
+        return future
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.out:
+                    data = bytes(self.out)
+                    self.out.clear()
+                    await loop.sock_sendall(self.sock, data)
+        except OSError:
+            pass  # the daemon closed: the reader reads what it said, then sees the end
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        why = "kvmrund closed the connection before answering"
+        buf = bytearray()
+        try:
+            while True:
+                try:
+                    data = await loop.sock_recv(self.sock, 1 << 20)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    break
+                scan = len(buf)
+                buf += data
+                while (end := buf.find(b"\n", scan)) >= 0:
+                    line = bytes(buf[:end + 1])
+                    del buf[:end + 1]
+                    scan = 0
+                    if not self.pending:
+                        raise ProtocolError(f"an answer came for no request: {line[:200]!r}")
+                    _, future = self.pending.popleft()
+                    if not future.done():
+                        future.set_result(line)
+        except (OSError, ProtocolError) as e:
+            why = f"kvmrund: {e}"
+        finally:
+            self.abort(why)
+            self.sock.close()
+
+    def abort(self, why: str) -> None:
+        """Ends the connection; requests still waiting raise :class:`Disconnected`."""
+        if self.closed:
+            return
+        self.closed = True
+        while self.pending:
+            _, future = self.pending.popleft()
+            if not future.done():
+                future.set_exception(Disconnected(why))
+        self.writer.cancel()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # the reader sees the end, and closes
+        except OSError:
+            pass
+
+
+_Sent = tuple[_Connection, int, "asyncio.Future[bytes]"]
+
+
+class AsyncClient:
+    """The asyncio counterpart of :class:`kvmrun.Client`: the same
+    operations, as coroutines.  Calls made at the same time from several
+    tasks are pipelined on the one connection, made on first use and made
+    again after the daemon closed it::
+
+        async with kvmrun.AsyncClient() as client:
+            results = await asyncio.gather(*(client.run(image) for image in images))
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = socket_path(path)
+        self._conn: _Connection | None = None
+        self._connecting = asyncio.Lock()
+        self._last_id = 0
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the connection; runs still going on it are stopped."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort("the client was closed")
+            await asyncio.gather(conn.reader, conn.writer, return_exceptions=True)
+
+    async def ping(self) -> Ping:
+        """The daemon's version, its protocol version and whether it has KVM."""
+        return Ping.from_json(await self._answer(await self._send({"op": "ping"})))
+
+    async def stats(self) -> Stats:
+        """The daemon's counters."""
+        return Stats.from_json(await self._answer(await self._send({"op": "stats"})))
+
+    async def run(self, image: bytes, mode: str = "real", *, ring: int | None = None,
+                  memory_size: int | None = None, load_address: int | None = None,
+                  regs: Mapping[str, int] | None = None,
+                  segments: Mapping[str, int] | None = None,
+                  timeout_ms: int | None = None,
+                  regions: Iterable[tuple[int, bytes]] | None = None,
+                  log_ports: Iterable[int] | None = None,
+                  dump: Iterable[tuple[int, int]] | None = None) -> Result:
+        """Runs the guest ``image`` in a fresh VM; as :meth:`kvmrun.Client.run`."""
+        return await self.submit(RunRequest(image, mode, ring, memory_size, load_address,
+                                            regs, segments, timeout_ms, regions, log_ports,
+                                            dump))
+
+    async def submit(self, request: RunRequest) -> Result:
+        """Carries out one :class:`RunRequest`, as :meth:`run` does."""
+        return Result.from_json(await self._answer(await self._send(request.to_json())))
+
+    @overload
+    def run_many(self, requests: Iterable[RunRequest], window: int = ...,
+                 return_exceptions: Literal[False] = ...) -> AsyncIterator[Result]: ...
+
+    @overload
+    def run_many(self, requests: Iterable[RunRequest], window: int = ..., *,
+                 return_exceptions: Literal[True]) -> AsyncIterator[Result | DaemonError]: ...
+
+    def run_many(self, requests: Iterable[RunRequest], window: int = 32,
+                 return_exceptions: bool = False) -> AsyncIterator[Result | DaemonError]:
+        """Runs many requests pipelined, at most ``window`` unanswered, and
+        yields the results in the order of ``requests``; as
+        :meth:`kvmrun.Client.run_many`, but leaving the loop early leaves the
+        outstanding runs to finish, their answers dropped."""
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        return self._run_many(requests, window, return_exceptions)
+
+    async def _run_many(self, requests: Iterable[RunRequest], window: int,
+                        return_exceptions: bool) -> AsyncIterator[Result | DaemonError]:
+        sent: deque[_Sent] = deque()
+        try:
+            it = iter(requests)
+            while True:
+                while len(sent) < window:
+                    request = next(it, None)
+                    if request is None:
+                        break
+                    sent.append(await self._send(request.to_json()))
+                if not sent:
+                    return
+                try:
+                    yield Result.from_json(await self._answer(sent.popleft()))
+                except DaemonError as e:
+                    if not return_exceptions:
+                        raise
+                    yield e
+        finally:
+            for _, _, future in sent:
+                future.cancel()
+
+    async def _send(self, obj: dict[str, Any]) -> _Sent:
+        """Sends one request: what :meth:`_answer` waits on for its answer."""
+        async with self._connecting:
+            conn = self._conn
+            if conn is None or conn.closed:
+                loop = asyncio.get_running_loop()
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, self.path)
+                except OSError as e:
+                    sock.close()
+                    raise Disconnected(f"cannot connect to kvmrund at {self.path}: "
+                                       f"{e.strerror or e}") from e
+                conn = self._conn = _Connection(sock)
+        self._last_id += 1
+        obj["id"] = self._last_id
+        return conn, self._last_id, conn.send(self._last_id, encode(obj))
+
+    @staticmethod
+    async def _answer(sent: _Sent) -> dict[str, Any]:
+        conn, id, future = sent
+        line = await future
+        try:
+            return decode(line, id)
+        except DaemonError as e:
+            if is_closing(e):
+                conn.abort(f"kvmrund closed the connection: {e}")
+            raise
+        except ProtocolError:
+            conn.abort("the answers can no longer be matched to the requests")
+            raise
