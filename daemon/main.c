@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -642,6 +643,25 @@ log_settings(const struct options *opt, const struct listen_socket *lsock,
 	}
 }
 
+/*
+ * Signals the event loop logs and ignores, and SIGPIPE, ignored from the
+ * start: one sent while the daemon starts (its socket may already accept)
+ * must not end it.  The loop takes them over once it runs.
+ */
+static int
+ignore_stray_signals(void)
+{
+	static const int signums[] = { SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	for (size_t i = 0; i < sizeof(signums) / sizeof(signums[0]); i++)
+		if (sigaction(signums[i], &sa, NULL) < 0)
+			return -errno;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -662,6 +682,10 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	log_init(opt.verbosity);
+	if ((rc = ignore_stray_signals()) < 0) {
+		log_errx("main", "sigaction: %s", strerror(-rc));
+		goto out_free_options;
+	}
 	if (opt.seccomp_selftest != NULL) {
 		/* Returns only for a call refused with an errno, or one let by. */
 		if (sandbox_selftest(opt.seccomp_selftest, &err) == 0) {
