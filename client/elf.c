@@ -15,6 +15,12 @@
 
 #include "elf.h"
 
+#define ELF_MIB (UINT64_C(1) << 20)
+/* The engine's reserved area at the top of memory outside real mode. */
+#define ELF_RESERVED (UINT64_C(64) << 10)
+/* The daemon's default --max-memory: no --memory past it is suggested. */
+#define ELF_MEMORY_HINT_MAX (UINT64_C(256) << 20)
+
 /* The fields of an ELF header or program header either class provides. */
 struct elf_header {
 	uint64_t entry;
@@ -56,6 +62,13 @@ bool
 elf_is_elf(const uint8_t *data, size_t length)
 {
 	return length >= SELFMAG && memcmp(data, ELFMAG, SELFMAG) == 0;
+}
+
+bool
+elf_is_64(const uint8_t *data, size_t length)
+{
+	return elf_is_elf(data, length) && length > EI_CLASS &&
+	       data[EI_CLASS] == ELFCLASS64;
 }
 
 static int
@@ -102,6 +115,17 @@ elf_read_header(const char *name, const uint8_t *data, size_t length,
 		return elf_fail(err, EINVAL,
 				"%s: wrong machine %u (not EM_386 or EM_X86_64)", name,
 				hdr->machine);
+	if (hdr->type == ET_DYN)
+		return elf_fail(err, EINVAL,
+				"%s: a position-independent executable (ELF type ET_DYN), "
+				"not ET_EXEC: link it with -no-pie, or -static",
+				name);
+	if (hdr->type == ET_REL)
+		return elf_fail(err, EINVAL,
+				"%s: an object file (ELF type ET_REL), not an executable "
+				"(ET_EXEC): link it first, as in ld -Ttext=0x1000 -o "
+				"guest.elf %s",
+				name, name);
 	if (hdr->type != ET_EXEC)
 		return elf_fail(err, EINVAL, "%s: ELF type %u, not ET_EXEC", name,
 				hdr->type);
@@ -147,6 +171,8 @@ static int
 elf_check_segment(const char *name, size_t length, uint64_t memory_size, unsigned int i,
 		  const struct elf_segment *seg, struct kvmrun_error *err)
 {
+	uint64_t end, mib;
+
 	if (seg->filesz > seg->memsz)
 		return elf_fail(err, EINVAL,
 				"%s: segment %u has more file bytes (%" PRIu64
@@ -155,12 +181,23 @@ elf_check_segment(const char *name, size_t length, uint64_t memory_size, unsigne
 	if (seg->offset > length || seg->filesz > length - seg->offset)
 		return elf_fail(err, EINVAL, "%s: truncated file (segment %u)", name,
 				i);
-	if (seg->paddr > memory_size || seg->memsz > memory_size - seg->paddr)
+	if (seg->paddr > memory_size || seg->memsz > memory_size - seg->paddr) {
+		end = seg->paddr + seg->memsz;
+		if (end < seg->paddr || end > ELF_MEMORY_HINT_MAX - ELF_RESERVED)
+			return elf_fail(err, EINVAL,
+					"%s: segment %u (0x%" PRIx64 "..0x%" PRIx64
+					") is past guest memory (0x0..0x%" PRIx64
+					"): link it at a lower address (ld -Ttext=0x1000)",
+					name, i, seg->paddr, end, memory_size);
+		/* Room for the segment and the engine's reserved area above it. */
+		mib = (end + ELF_RESERVED + ELF_MIB - 1) / ELF_MIB;
 		return elf_fail(err, EINVAL,
 				"%s: segment %u (0x%" PRIx64 "..0x%" PRIx64
-				") is past guest memory (%" PRIu64 " bytes)",
-				name, i, seg->paddr, seg->paddr + seg->memsz,
-				memory_size);
+				") is past guest memory (0x0..0x%" PRIx64
+				"): run it with --memory %" PRIu64
+				"M, or link it at a lower address (ld -Ttext=0x1000)",
+				name, i, seg->paddr, end, memory_size, mib);
+	}
 	return 0;
 }
 

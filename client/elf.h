@@ -15,6 +15,8 @@
 
 /* True when DATA starts with the ELF magic, \x7fELF. */
 bool elf_is_elf(const uint8_t *data, size_t length);
+/* True for an ELF file of class ELFCLASS64, whose code is long mode's. */
+bool elf_is_64(const uint8_t *data, size_t length);
 
 /*
  * Loads the ELF executable DATA (LENGTH bytes, named NAME in messages) into

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "elf.h"
@@ -70,6 +71,10 @@ struct client {
 	int response_timeout_ms;	/* -1: libkvmrun's default for the request */
 	bool json;
 	bool quiet;
+	bool verbose;
+	bool raw_console;		/* console bytes as they are, even on a terminal */
+	enum output_color color;
+	bool mode_set;
 	bool load_address_set;
 	const char *run_option;		/* the first run-only option given */
 	const char *image_path;
@@ -98,8 +103,10 @@ enum {
 	OPT_TIMEOUT,
 	OPT_LOG_PORT,
 	OPT_DUMP,
+	OPT_RAW_CONSOLE,
 	OPT_CONNECT_TIMEOUT,
 	OPT_RESPONSE_TIMEOUT,
+	OPT_COLOR,
 };
 
 /* --mode to --quiet shape a run: client_parse_run_option takes them, run only. */
@@ -115,11 +122,14 @@ static const struct option client_options[] = {
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"log-port", required_argument, NULL, OPT_LOG_PORT},
 	{"dump", required_argument, NULL, OPT_DUMP},
+	{"raw-console", no_argument, NULL, OPT_RAW_CONSOLE},
 	{"quiet", no_argument, NULL, 'q'},
 	{"socket", required_argument, NULL, 's'},
 	{"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
 	{"response-timeout", required_argument, NULL, OPT_RESPONSE_TIMEOUT},
 	{"json", no_argument, NULL, 'j'},
+	{"color", required_argument, NULL, OPT_COLOR},
+	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -155,7 +165,8 @@ static const char client_usage_text[] =
 	"  raw    send the request lines of stdin, pipelined; print the answers\n"
 	"\n"
 	"Run options:\n"
-	"  --mode MODE           real (default), protected, paged or long\n"
+	"  --mode MODE           real (default; long for a 64-bit ELF IMAGE),\n"
+	"                        protected, paged or long\n"
 	"  --ring RING           0 (default) or 3, the privilege level to start in\n"
 	"  --load-address ADDR   where a flat IMAGE goes (default 0)\n"
 	"  --memory SIZE         guest memory, a multiple of 4096, with K, M or G\n"
@@ -169,6 +180,8 @@ static const char client_usage_text[] =
 	"  --log-port PORT       record the guest's writes to PORT; repeatable\n"
 	"  --dump ADDR:LEN       show LEN bytes of memory at ADDR after the run;\n"
 	"                        repeatable\n"
+	"  --raw-console         send the console's bytes to a terminal as they are\n"
+	"                        (there control bytes show as \\x1b by default)\n"
 	"  -q, --quiet           print the guest's console output, nothing else\n"
 	"\n"
 	"Other options:\n"
@@ -182,11 +195,16 @@ static const char client_usage_text[] =
 	"                        timeout plus 10s; 10s for ping and stats; for\n"
 	"                        raw, 70s without any answer)\n"
 	"  -j, --json            print the daemon's response line as it is\n"
+	"  --color WHEN          auto (default: on a terminal, unless NO_COLOR is\n"
+	"                        set or TERM=dumb), always or never\n"
+	"  -v, --verbose         say what was chosen for you (the mode of a 64-bit\n"
+	"                        ELF IMAGE)\n"
 	"  -h, --help            show this help and exit\n"
 	"  -V, --version         show the version and exit\n"
 	"\n"
 	"Numbers are decimal, or hex with 0x.  An ELF IMAGE is loaded by its\n"
-	"PT_LOAD segments and started at its entry point.\n"
+	"PT_LOAD segments and started at its entry point; a 64-bit one runs in\n"
+	"long mode unless --mode says otherwise.\n"
 	"\n"
 	"Exit status:\n"
 	"  0  the guest halted; for ping, stats and raw: every answer was ok\n"
@@ -203,6 +221,7 @@ enum client_names {
 	CLIENT_NAMES_MODE,
 	CLIENT_NAMES_REG,
 	CLIENT_NAMES_SEG,
+	CLIENT_NAMES_COLOR,
 };
 
 static const char *
@@ -217,6 +236,8 @@ client_name(enum client_names names, int i)
 		return kvmrun_reg_name((enum kvmrun_reg)i);
 	case CLIENT_NAMES_SEG:
 		return kvmrun_seg_name((enum kvmrun_seg)i);
+	case CLIENT_NAMES_COLOR:
+		return output_color_name((enum output_color)i);
 	}
 	return NULL;
 }
@@ -294,28 +315,42 @@ client_parse_number(const char *text, uint64_t *value, const char **end)
 	return 0;
 }
 
-/* TEXT as a whole number no larger than MAX, or a message about OPT. */
+/*
+ * TEXT, a part of ARG (the option's whole value, which messages show), as a
+ * whole number no larger than MAX, or a message about OPT.
+ */
 static int
-client_parse_u64(int opt, const char *text, uint64_t max, uint64_t *value)
+client_parse_u64(int opt, const char *arg, const char *text, uint64_t max,
+		 uint64_t *value)
 {
 	const char *end;
+	int r;
 
-	if (client_parse_number(text, value, &end) < 0 || *end != '\0')
-		return client_bad(opt, text, "not a number (decimal, or hex with 0x)");
-	if (*value > max)
-		return client_bad(opt, text, "out of range (at most %" PRIu64 ")", max);
+	r = client_parse_number(text, value, &end);
+	if (r == -EINVAL || (r == 0 && *end != '\0'))
+		return client_bad(opt, arg, "not a number (decimal, or hex with 0x)");
+	if (r == -ERANGE || *value > max)
+		return client_bad(opt, arg,
+				  "out of range (0 to %" PRIu64 ", or 0x%" PRIx64 ")",
+				  max, max);
 	return 0;
 }
 
-/* A byte count with an optional K, M or G (powers of 1024). */
+/* A byte count with an optional K, M or G (powers of 1024); like client_parse_u64. */
 static int
-client_parse_size(int opt, const char *text, uint64_t *value)
+client_parse_size(int opt, const char *arg, const char *text, uint64_t *value)
 {
 	const char *end;
 	unsigned int shift = 0;
+	int r;
 
-	if (client_parse_number(text, value, &end) < 0)
-		return client_bad(opt, text, "not a size (a number, then K, M or G)");
+	r = client_parse_number(text, value, &end);
+	if (r == -ERANGE)
+		return client_bad(opt, arg,
+				  "out of range (at most 0x%" PRIx64 " bytes)",
+				  UINT64_MAX);
+	if (r < 0)
+		return client_bad(opt, arg, "not a size (a number, then K, M or G)");
 	if (end[0] != '\0' && end[1] == '\0') {
 		switch (*end) {
 		case 'K':
@@ -333,9 +368,11 @@ client_parse_size(int opt, const char *text, uint64_t *value)
 		}
 	}
 	if (*end != '\0' && shift == 0)
-		return client_bad(opt, text, "not a size (a number, then K, M or G)");
+		return client_bad(opt, arg, "not a size (a number, then K, M or G)");
 	if (*value > UINT64_MAX >> shift)
-		return client_bad(opt, text, "too large");
+		return client_bad(opt, arg,
+				  "out of range (at most 0x%" PRIx64 " bytes)",
+				  UINT64_MAX);
 	*value <<= shift;
 	return 0;
 }
@@ -347,8 +384,12 @@ client_parse_duration(int opt, const char *text, int *ms)
 	const char *end;
 	uint64_t value, scale;
 
-	if (client_parse_number(text, &value, &end) < 0)
+	switch (client_parse_number(text, &value, &end)) {
+	case -ERANGE:
+		return client_bad(opt, text, "too long (at most %d ms)", INT_MAX);
+	case -EINVAL:
 		return client_bad(opt, text, "not a duration (500ms, 2s, 1m...)");
+	}
 	if (strcmp(end, "ms") == 0)
 		scale = 1;
 	else if (strcmp(end, "s") == 0 || *end == '\0')
@@ -406,7 +447,7 @@ client_parse_register(struct client *c, int opt, const char *text)
 			client_bad(opt, text, "not cs, ds, es, ss, fs or gs");
 			goto out;
 		}
-		if (client_parse_u64(opt, value_text, UINT16_MAX, &value) < 0)
+		if (client_parse_u64(opt, text, value_text, UINT16_MAX, &value) < 0)
 			goto out;
 		c->spec.segments[i] = (uint16_t)value;
 	} else {
@@ -415,7 +456,7 @@ client_parse_register(struct client *c, int opt, const char *text)
 			client_bad(opt, text, "not rax..r15, rip or rflags");
 			goto out;
 		}
-		if (client_parse_u64(opt, value_text, UINT64_MAX, &value) < 0)
+		if (client_parse_u64(opt, text, value_text, UINT64_MAX, &value) < 0)
 			goto out;
 		c->spec.regs[i] = value;
 		c->spec.regs_set |= 1u << i;
@@ -437,7 +478,7 @@ client_parse_region(struct client *c, const char *text)
 
 	if (client_split(OPT_REGION, text, ':', "ADDR:FILE", &address_text, &path) < 0)
 		return -1;
-	if (client_parse_u64(OPT_REGION, address_text, UINT64_MAX, &address) < 0)
+	if (client_parse_u64(OPT_REGION, text, address_text, UINT64_MAX, &address) < 0)
 		goto out;
 	regions = reallocarray(c->regions, c->region_count + 1, sizeof(*regions));
 	if (regions == NULL) {
@@ -468,8 +509,8 @@ client_parse_dump(struct client *c, const char *text)
 	if (r < 0)
 		return r;
 	r = -1;
-	if (client_parse_u64(OPT_DUMP, address_text, UINT64_MAX, &address) < 0 ||
-	    client_parse_size(OPT_DUMP, length_text, &length) < 0)
+	if (client_parse_u64(OPT_DUMP, text, address_text, UINT64_MAX, &address) < 0 ||
+	    client_parse_size(OPT_DUMP, text, length_text, &length) < 0)
 		goto out;
 	if (length == 0) {
 		client_bad(OPT_DUMP, text, "nothing to dump");
@@ -494,7 +535,7 @@ client_parse_log_port(struct client *c, const char *text)
 	uint16_t *ports;
 	uint64_t port;
 
-	if (client_parse_u64(OPT_LOG_PORT, text, UINT16_MAX, &port) < 0)
+	if (client_parse_u64(OPT_LOG_PORT, text, text, UINT16_MAX, &port) < 0)
 		return -1;
 	ports = c->spec.log_ports;
 	ports = reallocarray(ports, c->spec.log_port_count + 1, sizeof(*ports));
@@ -520,6 +561,7 @@ client_parse_run_option(struct client *c, int opt, const char *arg)
 		if (i < 0)
 			return client_bad(opt, arg, "not real, protected, paged, long");
 		c->spec.mode = (enum kvmrun_mode)i;
+		c->mode_set = true;
 		return 0;
 	case OPT_RING:
 		if (strcmp(arg, "0") != 0 && strcmp(arg, "3") != 0)
@@ -528,9 +570,9 @@ client_parse_run_option(struct client *c, int opt, const char *arg)
 		return 0;
 	case OPT_LOAD_ADDRESS:
 		c->load_address_set = true;
-		return client_parse_u64(opt, arg, UINT64_MAX, &c->spec.image.address);
+		return client_parse_u64(opt, arg, arg, UINT64_MAX, &c->spec.image.address);
 	case OPT_MEMORY:
-		if (client_parse_size(opt, arg, &value) < 0)
+		if (client_parse_size(opt, arg, arg, &value) < 0)
 			return -1;
 		if (value == 0 || value % KVMRUN_PAGE_SIZE != 0)
 			return client_bad(opt, arg, "not a multiple of %u",
@@ -543,7 +585,7 @@ client_parse_run_option(struct client *c, int opt, const char *arg)
 	case OPT_REGION:
 		return client_parse_region(c, arg);
 	case OPT_TIMEOUT_MS:
-		if (client_parse_u64(opt, arg, INT_MAX, &value) < 0)
+		if (client_parse_u64(opt, arg, arg, INT_MAX, &value) < 0)
 			return -1;
 		c->spec.timeout_ms = (uint32_t)value;
 		return 0;
@@ -556,11 +598,53 @@ client_parse_run_option(struct client *c, int opt, const char *arg)
 		return client_parse_log_port(c, arg);
 	case OPT_DUMP:
 		return client_parse_dump(c, arg);
+	case OPT_RAW_CONSOLE:
+		c->raw_console = true;
+		return 0;
 	case 'q':
 		c->quiet = true;
 		return 0;
 	}
 	return -1;
+}
+
+/*
+ * Says what is wrong with ARG, a long option getopt_long refused: a value
+ * given to an option that takes none, an abbreviation of several, or none.
+ */
+static void
+client_bad_long_option(const char *arg)
+{
+	const char *name = arg + 2;
+	size_t length = strcspn(name, "=");
+	const struct option *found = NULL;
+	int matches = 0;
+
+	for (const struct option *o = client_options; o->name != NULL; o++) {
+		if (strncmp(o->name, name, length) != 0)
+			continue;
+		if (o->name[length] == '\0') {
+			found = o;
+			matches = 1;
+			break;
+		}
+		found = o;
+		matches++;
+	}
+	if (matches == 1 && name[length] == '=' && found->has_arg == no_argument) {
+		client_error("option --%s takes no value, not %s", found->name, arg);
+		return;
+	}
+	if (matches < 2 || length == 0) {
+		client_error("unknown option %s", arg);
+		return;
+	}
+	fprintf(stderr, CLIENT_NAME ": option --%.*s is ambiguous: it may be", (int)length,
+		name);
+	for (const struct option *o = client_options; o->name != NULL; o++)
+		if (strncmp(o->name, name, length) == 0)
+			fprintf(stderr, "%s --%s", --matches > 0 ? "" : " or", o->name);
+	fputc('\n', stderr);
 }
 
 /* The command, the image and one too many are all the operands there can be. */
@@ -580,6 +664,29 @@ client_add_operand(struct client_operands *operands, const char *arg)
 	return 0;
 }
 
+/* Standard input can be read once: by the image or by one --region. */
+static int
+client_check_stdin(const struct client *c)
+{
+	char first[48] = "";
+
+	if (strcmp(c->image_path, "-") == 0)
+		snprintf(first, sizeof(first), "the IMAGE");
+	for (size_t i = 0; i < c->region_count; i++) {
+		if (strcmp(c->regions[i].path, "-") != 0)
+			continue;
+		if (first[0] != '\0') {
+			client_error("stdin (-) can be read only once, but %s and "
+				     "--region 0x%" PRIx64 ":- both name it",
+				     first, c->regions[i].address);
+			return -1;
+		}
+		snprintf(first, sizeof(first), "--region 0x%" PRIx64 ":-",
+			 c->regions[i].address);
+	}
+	return 0;
+}
+
 /*
  * Parses the command line into C.  Returns 0 to go on, 1 when --help or
  * --version has been answered, -1 on a usage error (already reported).
@@ -594,7 +701,7 @@ client_parse_args(struct client *c, int argc, char **argv)
 	/* '-' hands back operands in place, so options may follow the command. */
 	opterr = 0;
 	for (;;) {
-		opt = getopt_long(argc, argv, "-:s:jqhV", client_options, NULL);
+		opt = getopt_long(argc, argv, "-:s:jqvhV", client_options, NULL);
 		if (opt == -1)
 			break;
 		switch (opt) {
@@ -603,7 +710,21 @@ client_parse_args(struct client *c, int argc, char **argv)
 				return -1;
 			break;
 		case 's':
+			if (optarg[0] == '\0') {
+				client_error("--socket: an empty path names no socket");
+				return -1;
+			}
 			c->socket_path = optarg;
+			break;
+		case 'v':
+			c->verbose = true;
+			break;
+		case OPT_COLOR:
+			i = client_lookup(CLIENT_NAMES_COLOR, OUTPUT_COLOR_COUNT, optarg);
+			if (i < 0)
+				return client_bad(opt, optarg, "not auto, always or never");
+			c->color = (enum output_color)i;
+			i = -1;
 			break;
 		case OPT_CONNECT_TIMEOUT:
 		case OPT_RESPONSE_TIMEOUT:
@@ -630,7 +751,7 @@ client_parse_args(struct client *c, int argc, char **argv)
 			if (optopt != 0 && argv[optind - 1][1] != '-')
 				client_error("unknown option -%c", optopt);
 			else
-				client_error("unknown option %s", argv[optind - 1]);
+				client_bad_long_option(argv[optind - 1]);
 			return -1;
 		default:
 			if (c->run_option == NULL)
@@ -675,14 +796,18 @@ client_parse_args(struct client *c, int argc, char **argv)
 		return -1;
 	}
 	c->image_path = operand[0];
-	return 0;
+	return client_check_stdin(c);
 }
 
-/* Reads all of PATH ("-" for standard input): 0, or -errno. */
+/*
+ * Reads all of PATH ("-" for standard input): 0, or -errno.  It stops one
+ * byte past what can be loaded: FLAT_MAX bytes (-E2BIG), or
+ * CLIENT_FILE_MAX for an ELF file (-EFBIG).
+ */
 static int
-client_read_file(const char *path, uint8_t **data, size_t *length)
+client_read_file(const char *path, size_t flat_max, uint8_t **data, size_t *length)
 {
-	size_t size = 0, used = 0;
+	size_t size = 0, used = 0, max = flat_max;
 	uint8_t *buf = NULL, *grown;
 	int fd = STDIN_FILENO, r = 0;
 	ssize_t n;
@@ -693,12 +818,18 @@ client_read_file(const char *path, uint8_t **data, size_t *length)
 			return -errno;
 	}
 	for (;;) {
+		/* An ELF file holds more than its segments: symbols, debug data. */
+		if (max == flat_max && elf_is_elf(buf, used))
+			max = CLIENT_FILE_MAX;
+		/* One byte past the limit tells a file too large from one at it. */
+		if (used > max) {
+			r = max == flat_max ? -E2BIG : -EFBIG;
+			goto out;
+		}
 		if (used == size) {
-			if (size >= CLIENT_FILE_MAX) {
-				r = -EFBIG;
-				goto out;
-			}
 			size = size == 0 ? CLIENT_READ_CHUNK : size * 2;
+			if (size > max + 1)
+				size = max + 1;
 			grown = realloc(buf, size);
 			if (grown == NULL) {
 				r = -ENOMEM;
@@ -734,6 +865,29 @@ client_file_name(const char *path)
 	return strcmp(path, "-") == 0 ? "stdin" : path;
 }
 
+/* The most bytes a flat image or a region can have: all of guest memory. */
+static size_t
+client_flat_max(const struct client *c)
+{
+	return c->spec.memory_size < CLIENT_FILE_MAX ? (size_t)c->spec.memory_size
+						      : CLIENT_FILE_MAX;
+}
+
+/* Why NAME could not be read, -ERRNO from client_read_file. */
+static void
+client_file_error(const struct client *c, const char *name, int r)
+{
+	if (r == -E2BIG)
+		client_error("%s: larger than guest memory (0x%" PRIx64
+			     " bytes): give a larger --memory",
+			     name, c->spec.memory_size);
+	else if (r == -EFBIG)
+		client_error("%s: larger than %u MiB, more than any guest memory", name,
+			     CLIENT_FILE_MAX >> 20);
+	else
+		client_error("%s: %s", name, strerror(-r));
+}
+
 /* Reads the image and the regions into the spec; -1 with a message. */
 static int
 client_load_files(struct client *c)
@@ -745,9 +899,9 @@ client_load_files(struct client *c)
 	size_t length;
 	int r;
 
-	r = client_read_file(c->image_path, &data, &length);
+	r = client_read_file(c->image_path, client_flat_max(c), &data, &length);
 	if (r < 0) {
-		client_error("%s: %s", name, strerror(-r));
+		client_file_error(c, name, r);
 		return -1;
 	}
 	if (elf_is_elf(data, length)) {
@@ -757,6 +911,14 @@ client_load_files(struct client *c)
 			return -1;
 		}
 		r = elf_load(name, data, length, &c->spec, &err);
+		/* 64-bit code runs in long mode: real mode would run it as 16-bit. */
+		if (r == 0 && !c->mode_set && elf_is_64(data, length)) {
+			c->spec.mode = KVMRUN_MODE_LONG;
+			if (c->verbose)
+				client_error("%s: a 64-bit ELF image: --mode long (give "
+					     "--mode to choose another)",
+					     name);
+		}
 		free(data);
 		if (r < 0) {
 			client_error("%s", err.message);
@@ -773,9 +935,10 @@ client_load_files(struct client *c)
 
 	for (size_t i = 0; i < c->region_count; i++) {
 		name = client_file_name(c->regions[i].path);
-		r = client_read_file(c->regions[i].path, &data, &length);
+		r = client_read_file(c->regions[i].path, client_flat_max(c), &data,
+				     &length);
 		if (r < 0) {
-			client_error("%s: %s", name, strerror(-r));
+			client_file_error(c, name, r);
 			return -1;
 		}
 		if (length == 0) {
@@ -808,7 +971,8 @@ client_connect(const struct client *c)
 {
 	const struct kvmrun_error *err;
 	struct kvmrun_conn *conn;
-	const char *hint = "";
+	const char *hint = "", *path;
+	struct stat st;
 
 	conn = kvmrun_open(c->socket_path);
 	if (conn == NULL) {
@@ -819,6 +983,12 @@ client_connect(const struct client *c)
 	if (kvmrun_connect(conn) == 0)
 		return conn;
 	err = kvmrun_last_error(conn);
+	path = kvmrun_socket_path(conn);
+	if (err->errnum == ECONNREFUSED && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		client_error("cannot connect to %s: not a socket", path);
+		kvmrun_close(conn);
+		return NULL;
+	}
 	if (err->errnum == ENOENT || err->errnum == ECONNREFUSED)
 		hint = " (is kvmrund or kvmrund.socket running?)";
 	else if (err->errnum == EACCES)
@@ -868,7 +1038,11 @@ out:
 static int
 client_daemon_error(const struct kvmrun_error *err)
 {
-	client_error("daemon: %s: %s", kvmrun_strerror(err->code), err->message);
+	/* A newer daemon's code leads its message ("new_code: message"). */
+	if (err->code == KVMRUN_ERR_UNKNOWN)
+		client_error("daemon: %s", err->message);
+	else
+		client_error("daemon: %s: %s", kvmrun_strerror(err->code), err->message);
 	/* Scripts can tell "this host cannot run guests" from a bad request. */
 	return err->code == KVMRUN_ERR_UNAVAILABLE ? CLIENT_EXIT_UNAVAILABLE
 						   : CLIENT_EXIT_DAEMON;
@@ -980,8 +1154,9 @@ client_raw_answer(struct client_raw *raw)
 		err = kvmrun_last_error(raw->conn);
 		if (err->code == KVMRUN_ERR_CLOSED || err->errnum == EPIPE ||
 		    err->errnum == ECONNRESET)
-			client_error("%s: hung up with %u requests unanswered", path,
-				     kvmrun_pending(raw->conn));
+			client_error("%s: hung up with %u request%s unanswered", path,
+				     kvmrun_pending(raw->conn),
+				     kvmrun_pending(raw->conn) == 1 ? "" : "s");
 		else
 			client_error("%s", err->message);
 		return -1;
@@ -1136,7 +1311,7 @@ main(int argc, char **argv)
 		status = r < 0 ? CLIENT_EXIT_USAGE : 0;
 		goto out;
 	}
-	output_init(&out, stdout, c.quiet);
+	output_init(&out, stdout, c.quiet, c.color, c.raw_console);
 
 	if (c.command == CLIENT_RUN)
 		status = client_run(&c, &out);

@@ -17,6 +17,11 @@
 #include "kvmrun-proto.h"
 #include "kvmrun.h"
 
+/* An unknown exit's name shares the union with the others: no larger than the largest. */
+_Static_assert(sizeof(((struct kvmrun_exit *)NULL)->u.unknown) <=
+		       sizeof(((struct kvmrun_exit *)NULL)->u.internal),
+	       "struct kvmrun_exit keeps its size");
+
 /* Dumps and console output make answer lines large; this bounds them. */
 #define LIB_MAX_LINE (256u << 20)
 #define LIB_CONNECT_TIMEOUT_MS 5000
@@ -483,7 +488,9 @@ lib_answer_parse(struct kvmrun_conn *conn, const struct lib_pending *p,
 	const char *id;
 
 	answer->op = p != NULL ? p->op : KVMRUN_OP_COUNT;
-	if (proto_response_parse(line, length, &resp, &perr) < 0) {
+	/* A newer daemon's exit reason or error code is no reason to give up. */
+	if (proto_response_parse(line, length, &resp, &perr) < 0 &&
+	    perr.code != KVMRUN_ERR_UNKNOWN) {
 		lib_answer_error(answer, KVMRUN_ERR_PROTOCOL,
 				 "%s: unreadable answer: %s", where, perr.message);
 		goto out;

@@ -1,5 +1,6 @@
 /*
- * kvmrun-client's output for people.  The console bytes go out untouched;
+ * kvmrun-client's output for people.  The console bytes go out untouched
+ * (but for control bytes made visible on a terminal);
  * everything after them is a summary meant to be read, not parsed (--json is
  * for programs).  Write errors are left in the stream for the caller's
  * final fflush to find.
@@ -22,14 +23,74 @@
 /* Bytes per line of a dump, as hexdump -C has them. */
 #define OUTPUT_DUMP_ROW 16
 
-void
-output_init(struct output *out, FILE *fp, bool quiet)
+static const char *const output_color_names[OUTPUT_COLOR_COUNT] = {
+	[OUTPUT_COLOR_AUTO] = "auto",
+	[OUTPUT_COLOR_ALWAYS] = "always",
+	[OUTPUT_COLOR_NEVER] = "never",
+};
+
+const char *
+output_color_name(enum output_color color)
 {
-	const char *no_color = getenv("NO_COLOR");
+	return (unsigned int)color < OUTPUT_COLOR_COUNT ? output_color_names[color]
+							 : NULL;
+}
+
+void
+output_init(struct output *out, FILE *fp, bool quiet, enum output_color color,
+	    bool raw_console)
+{
+	const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
+	bool tty = isatty(fileno(fp));
 
 	out->fp = fp;
 	out->quiet = quiet;
-	out->color = isatty(fileno(fp)) && (no_color == NULL || no_color[0] == '\0');
+	out->color = color == OUTPUT_COLOR_ALWAYS ||
+		     (color == OUTPUT_COLOR_AUTO && tty &&
+		      (no_color == NULL || no_color[0] == '\0') &&
+		      (term == NULL || strcmp(term, "dumb") != 0));
+	out->visible = tty && !raw_console;
+}
+
+/*
+ * Writes LENGTH bytes of DATA, bytes the daemon or the guest chose.  When
+ * OUT is visible, the control bytes a terminal would act on are written as
+ * \xNN instead: C0 but \n and \t, DEL, and C1 as UTF-8 has it (c2 80..9f).
+ */
+static void
+output_text(const struct output *out, const uint8_t *data, size_t length)
+{
+	size_t start = 0, i = 0, n;
+
+	if (!out->visible) {
+		fwrite(data, 1, length, out->fp);
+		return;
+	}
+	while (i < length) {
+		n = 0;
+		if ((data[i] < 0x20 && data[i] != '\n' && data[i] != '\t') ||
+		    data[i] == 0x7f)
+			n = 1;
+		else if (data[i] == 0xc2 && i + 1 < length && data[i + 1] >= 0x80 &&
+			 data[i + 1] <= 0x9f)
+			n = 2;
+		if (n == 0) {
+			i++;
+			continue;
+		}
+		fwrite(data + start, 1, i - start, out->fp);
+		for (size_t k = 0; k < n; k++)
+			fprintf(out->fp, "\\x%02x", data[i + k]);
+		i += n;
+		start = i;
+	}
+	fwrite(data + start, 1, length - start, out->fp);
+}
+
+static void
+output_string(const struct output *out, const char *text)
+{
+	output_text(out, (const uint8_t *)text, strlen(text));
 }
 
 /* An SGR escape when colouring, else nothing. */
@@ -117,6 +178,7 @@ output_exit_details(FILE *fp, const struct kvmrun_exit *exit)
 	case KVMRUN_EXIT_TIMEOUT:
 	case KVMRUN_EXIT_CANCELLED:
 	case KVMRUN_EXIT_REASON_COUNT:
+	case KVMRUN_EXIT_UNKNOWN: /* a newer daemon's: its details are unknown too */
 		break;
 	}
 }
@@ -127,7 +189,9 @@ output_exit(const struct output *out, const struct kvmrun_exit *exit)
 	const char *color = exit->reason == KVMRUN_EXIT_HLT ? OUTPUT_GREEN : OUTPUT_RED;
 	const char *name = kvmrun_exit_reason_name(exit->reason);
 
-	if (name == NULL)
+	if (exit->reason == KVMRUN_EXIT_UNKNOWN)
+		name = exit->u.unknown.name;
+	else if (name == NULL)
 		name = "unknown";
 	fprintf(out->fp, "%sexit:%s %s%s%s", output_sgr(out, OUTPUT_BOLD),
 		output_sgr(out, OUTPUT_RESET), output_sgr(out, color), name,
@@ -260,7 +324,7 @@ void
 output_result(const struct output *out, const struct kvmrun_result *result)
 {
 	if (result->console_length > 0)
-		fwrite(result->console, 1, result->console_length, out->fp);
+		output_text(out, result->console, result->console_length);
 	if (out->quiet)
 		return;
 	/* The summary starts on a line of its own even if the guest's did not end. */
@@ -284,11 +348,13 @@ output_result(const struct output *out, const struct kvmrun_result *result)
 void
 output_ping(const struct output *out, const struct kvmrun_ping *ping)
 {
-	fprintf(out->fp, "kvmrund %s, protocol %d, ",
-		ping->version[0] != '\0' ? ping->version : "(unknown version)",
-		ping->protocol);
+	fputs("kvmrund ", out->fp);
+	output_string(out, ping->version[0] != '\0' ? ping->version : "(unknown version)");
+	fprintf(out->fp, ", protocol %d, ", ping->protocol);
 	if (!ping->kvm_available) {
-		fprintf(out->fp, "KVM unavailable: %s\n", ping->kvm_reason);
+		fputs("KVM unavailable: ", out->fp);
+		output_string(out, ping->kvm_reason);
+		fputc('\n', out->fp);
 		return;
 	}
 	fprintf(out->fp, "KVM API %d, modes", ping->kvm_api_version);

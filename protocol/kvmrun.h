@@ -90,6 +90,12 @@ enum kvmrun_errcode {
 	KVMRUN_ERR_FORBIDDEN, /* the peer is in neither --allow-uid nor --allow-group */
 	KVMRUN_ERR_UNAVAILABLE, /* the daemon has no usable /dev/kvm right now */
 	KVMRUN_ERR_COUNT,	/* the protocol's codes are below this */
+	/*
+	 * A daemon's code newer than this library (PROTOCOL.md: codes may be
+	 * added within a protocol version): the message starts with its name,
+	 * as in "new_code: what went wrong".
+	 */
+	KVMRUN_ERR_UNKNOWN = 99,
 	/* libkvmrun's own, for what no daemon said. */
 	KVMRUN_ERR_CONNECTION = 100, /* no daemon reached, or the connection broke */
 	KVMRUN_ERR_CLOSED,	     /* the daemon hung up before answering */
@@ -155,8 +161,16 @@ enum kvmrun_exit_reason {
 	KVMRUN_EXIT_OUTPUT_LIMIT,	/* console or io log reached its bound */
 	KVMRUN_EXIT_CANCELLED,		/* the caller stopped the run */
 	KVMRUN_EXIT_OTHER,		/* any other KVM exit, by its number */
-	KVMRUN_EXIT_REASON_COUNT
+	KVMRUN_EXIT_REASON_COUNT,
+	/*
+	 * A reason newer than this library (PROTOCOL.md: reasons may be added
+	 * within a protocol version): its name is in u.unknown.name.
+	 */
+	KVMRUN_EXIT_UNKNOWN = 100
 };
+
+/* The longest protocol name kept for an unknown exit reason, with its NUL. */
+#define KVMRUN_NAME_MAX 64
 
 #define KVMRUN_IO_DATA_MAX 64
 #define KVMRUN_INTERNAL_DATA_MAX 16
@@ -203,6 +217,9 @@ struct kvmrun_exit {
 		struct {
 			uint32_t kvm_exit_reason;
 		} other;
+		struct {
+			char name[KVMRUN_NAME_MAX]; /* lower case, digits and '_' */
+		} unknown;
 	} u;
 };
 

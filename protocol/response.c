@@ -748,6 +748,48 @@ get_exit_extras(struct json_object *obj, struct kvmrun_exit *exit,
 	}
 }
 
+/*
+ * A response whole and well-formed but for one exit reason or error code
+ * this side has no name for: -1 with ERR saying which, its code
+ * KVMRUN_ERR_UNKNOWN (see proto_response_parse).
+ */
+static int
+newer_fail(struct kvmrun_error *err, const struct kvmrun_error *newer)
+{
+	*err = *newer;
+	err->code = KVMRUN_ERR_UNKNOWN;
+	return -1;
+}
+
+/*
+ * Whether the string at KEY of OBJ has the form of a protocol name, 1 to
+ * KVMRUN_NAME_MAX - 1 of [a-z0-9_], so that a name a newer daemon added
+ * can be told from garbage; it is copied into NAME when so.
+ */
+static bool
+get_newer_name(struct json_object *obj, const char *key, char *name)
+{
+	struct json_object *val;
+	const char *text;
+	int length;
+
+	if (!json_object_object_get_ex(obj, key, &val) ||
+	    !json_object_is_type(val, json_type_string))
+		return false;
+	text = json_object_get_string(val);
+	length = json_object_get_string_len(val);
+	if (length < 1 || length >= KVMRUN_NAME_MAX)
+		return false;
+	for (int i = 0; i < length; i++)
+		if (!((text[i] >= 'a' && text[i] <= 'z') ||
+		      (text[i] >= '0' && text[i] <= '9') || text[i] == '_'))
+			return false;
+	memcpy(name, text, (size_t)length);
+	name[length] = '\0';
+	return true;
+}
+
+/* 0, 1 for a reason newer than this side (ERR saying so), or -1. */
 static int
 get_exit(struct json_object *root, struct kvmrun_exit *exit, struct kvmrun_error *err)
 {
@@ -755,10 +797,16 @@ get_exit(struct json_object *root, struct kvmrun_exit *exit, struct kvmrun_error
 	struct json_object *obj;
 	int reason;
 
-	if (get_object(root, "", "exit", sub, &obj, err) < 0 ||
-	    get_enum(obj, "exit", "reason", kvmrun_exit_reason_names,
-		     KVMRUN_EXIT_REASON_COUNT, &reason, err) < 0)
+	if (get_object(root, "", "exit", sub, &obj, err) < 0)
 		return -1;
+	if (get_enum(obj, "exit", "reason", kvmrun_exit_reason_names,
+		     KVMRUN_EXIT_REASON_COUNT, &reason, err) < 0) {
+		if (!get_newer_name(obj, "reason", exit->u.unknown.name))
+			return -1;
+		/* Its fields are its own: none is read. */
+		exit->reason = KVMRUN_EXIT_UNKNOWN;
+		return 1;
+	}
 	exit->reason = (enum kvmrun_exit_reason)reason;
 	if (get_numbers(obj, "exit", exit, exit_numbers[reason].fields,
 			exit_numbers[reason].count, err) < 0)
@@ -892,9 +940,15 @@ get_result(struct json_object *root, struct kvmrun_result *result,
 {
 	char sub[JUTIL_PATH_MAX];
 	struct json_object *obj;
+	struct kvmrun_error newer;
+	int r;
 
-	if (get_exit(root, &result->exit, err) < 0 ||
-	    get_object(root, "", "regs", sub, &obj, err) < 0 ||
+	r = get_exit(root, &result->exit, err);
+	if (r < 0)
+		return -1;
+	if (r == 1)
+		newer = *err;
+	if (get_object(root, "", "regs", sub, &obj, err) < 0 ||
 	    get_named(obj, "regs", kvmrun_reg_names, 0, KVMRUN_REG_COUNT, result->regs,
 		      err) < 0 ||
 	    get_sregs(root, &result->sregs, err) < 0 ||
@@ -903,30 +957,51 @@ get_result(struct json_object *root, struct kvmrun_result *result,
 	    get_io_log(root, result, err) < 0 ||
 	    get_flag(root, "io_log_truncated", &result->io_log_truncated, err) < 0 ||
 	    get_dumps(root, result, err) < 0 ||
-	    get_object(root, "", "stats", sub, &obj, err) < 0)
+	    get_object(root, "", "stats", sub, &obj, err) < 0 ||
+	    get_numbers(obj, "stats", result, run_stats_fields, NELEM(run_stats_fields),
+			err) < 0) {
+		/* The unknown reason is the first thing wrong. */
+		if (r == 1)
+			*err = newer;
 		return -1;
-	return get_numbers(obj, "stats", result, run_stats_fields,
-			   NELEM(run_stats_fields), err);
+	}
+	return r == 1 ? newer_fail(err, &newer) : 0;
 }
 
 static int
 get_error(struct json_object *root, struct kvmrun_error *error,
 	  struct kvmrun_error *err)
 {
-	char sub[JUTIL_PATH_MAX];
+	char sub[JUTIL_PATH_MAX], name[KVMRUN_NAME_MAX];
 	struct json_object *obj, *val;
+	struct kvmrun_error newer;
 	const char *text;
 	size_t length;
-	int code;
+	int code, r = 0;
 
-	if (get_object(root, "", "error", sub, &obj, err) < 0 ||
-	    get_enum(obj, "error", "code", kvmrun_errcode_names + 1,
-		     KVMRUN_ERR_COUNT - 1, &code, err) < 0 ||
-	    get_member(obj, "error", "message", sub, &val, err) < 0 ||
-	    jutil_string(val, sub, &text, &length, err) < 0)
+	if (get_object(root, "", "error", sub, &obj, err) < 0)
 		return -1;
-	kvmrun_error_set(error, (enum kvmrun_errcode)(code + 1), "%s", text);
-	return 0;
+	if (get_enum(obj, "error", "code", kvmrun_errcode_names + 1,
+		     KVMRUN_ERR_COUNT - 1, &code, err) < 0) {
+		/* "ok" is no error's name, not even a newer one. */
+		if (!get_newer_name(obj, "code", name) ||
+		    strcmp(name, kvmrun_errcode_names[KVMRUN_OK]) == 0)
+			return -1;
+		newer = *err;
+		r = 1;
+	}
+	if (get_member(obj, "error", "message", sub, &val, err) < 0 ||
+	    jutil_string(val, sub, &text, &length, err) < 0) {
+		if (r == 1)
+			*err = newer;
+		return -1;
+	}
+	if (r == 0) {
+		kvmrun_error_set(error, (enum kvmrun_errcode)(code + 1), "%s", text);
+		return 0;
+	}
+	kvmrun_error_set(error, KVMRUN_ERR_UNKNOWN, "%s: %s", name, text);
+	return newer_fail(err, &newer);
 }
 
 static int
@@ -1044,6 +1119,16 @@ get_response(struct json_object *root, struct proto_response *resp,
 		"\"stats\"");
 }
 
+/*
+ * Exit reasons and error codes may be added within a protocol version
+ * (PROTOCOL.md).  A response that is whole but for one this side does not
+ * know fails with ERR's code KVMRUN_ERR_UNKNOWN rather than
+ * KVMRUN_ERR_BAD_REQUEST, and RESP holds it all the same: the exit as
+ * KVMRUN_EXIT_UNKNOWN with its name in exit.u.unknown.name (none of its
+ * fields read), or the error as KVMRUN_ERR_UNKNOWN with its message
+ * "name: message".  A reader that can show such an answer goes on with it;
+ * the name must look like one ([a-z0-9_], shorter than KVMRUN_NAME_MAX).
+ */
 int
 proto_response_parse(const char *line, size_t length, struct proto_response *resp,
 		     struct kvmrun_error *err)

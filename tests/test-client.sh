@@ -256,6 +256,60 @@ NO_COLOR=yes client_tty --socket "$FAKE_SOCK" "$GUESTS/hello-real.bin"
 like "$out" "exit: hlt
 rax=0000000000000000 *" "NO_COLOR takes the colour off a run's summary"
 
+# --- terminal safety: control bytes shown on a terminal, sent through a pipe --
+
+# The console with ESC, BEL, CR, DEL and a C1 CSI (c2 9b) among text.
+ctl_answer=$(answer '{"console": "a\u001b[2Jb\tc\u0007\r\u007f\u009bd\n"}')
+fake_next answer "$ctl_answer"
+NO_COLOR=1 client_tty --socket "$FAKE_SOCK" "$GUESTS/hello-real.bin"
+status_is 0 "a console with control bytes on a terminal exits 0"
+like "$out" 'a\\x1b[2Jb	c\\x07\\x0d\\x7f\\xc2\\x9bd
+exit: hlt*' "on a terminal the console's control bytes are shown, \\n and \\t kept"
+fake_next answer "$ctl_answer"
+NO_COLOR=1 client_tty --socket "$FAKE_SOCK" --raw-console -q "$GUESTS/hello-real.bin"
+if printf 'a\033[2Jb\tc\007\r\177\302\233d\n' | cmp -s "$test_dir/out" -; then
+	ok "--raw-console sends the console's bytes to a terminal as they are"
+else
+	not_ok "--raw-console sends the console's bytes to a terminal as they are"
+	diag "$(od -c "$test_dir/out")"
+fi
+fake answer "$ctl_answer" -q "$GUESTS/hello-real.bin"
+if printf 'a\033[2Jb\tc\007\r\177\302\233d\n' | cmp -s "$test_dir/out" -; then
+	ok "piped, the console's bytes are exact"
+else
+	not_ok "piped, the console's bytes are exact"
+	diag "$(od -c "$test_dir/out")"
+fi
+fake answer "$halt" --raw-console ping
+status_is 2 "--raw-console is a run option"
+ping_ctl='{"id":1,"ok":true,"version":"9\u001b]0;owned\u0007","protocol":3,"kvm":{"available":false,"reason":"no\u001b[5m"}}'
+fake_next answer "$ping_ctl"
+client_tty --socket "$FAKE_SOCK" ping
+is "$out" 'kvmrund 9\x1b]0;owned\x07, protocol 3, KVM unavailable: no\x1b[5m' \
+	"on a terminal the daemon's version and reason show their control bytes"
+fake answer "$ping_ctl" ping
+is "$out" "kvmrund 9${esc}]0;owned$(printf '\007'), protocol 3, KVM unavailable: no${esc}[5m" \
+	"piped, the daemon's strings are as they came"
+
+TERM=dumb client_tty stats
+case $out in
+uptime:*"$esc"*) not_ok "TERM=dumb turns the colour off" && diag "$out" ;;
+uptime:*) ok "TERM=dumb turns the colour off" ;;
+*) not_ok "TERM=dumb turns the colour off" && diag "$out" ;;
+esac
+client_tty --color=never stats
+case $out in
+uptime:*"$esc"*) not_ok "--color=never on a terminal has no colour" && diag "$out" ;;
+uptime:*) ok "--color=never on a terminal has no colour" ;;
+*) not_ok "--color=never on a terminal has no colour" && diag "$out" ;;
+esac
+client --color=always stats
+like "$out" "$bold_uptime *" "--color=always colours a pipe"
+NO_COLOR=1 TERM=dumb client --color always stats
+like "$out" "$bold_uptime *" "--color always wins over NO_COLOR and TERM=dumb"
+client_tty --color auto stats
+like "$out" "$bold_uptime *" "--color auto colours a terminal"
+
 # --- hello world in every mode -----------------------------------------------
 
 for mode in real protected paged long; do
@@ -566,7 +620,7 @@ is "$err" "kvmrun-client: daemon: busy: too many connections" "an error with id 
 printf '%s\n' '{"id":1,"op":"ping"}' >"$test_dir/raw.in"
 fake close "" raw <"$test_dir/raw.in"
 status_is 4 "raw with a daemon that hangs up exits 4"
-is "$err" "kvmrun-client: $FAKE_SOCK: hung up with 1 requests unanswered" "raw reports the requests left unanswered"
+is "$err" "kvmrun-client: $FAKE_SOCK: hung up with 1 request unanswered" "raw reports the requests left unanswered"
 
 # --- usage errors: exit 2 ----------------------------------------------------
 
@@ -619,6 +673,52 @@ like "$err" "kvmrun-client: $test_dir: Is a directory" "a directory is refused a
 client --timeout 35792m "$GUESTS/hello-real.bin"
 is "$err" "kvmrun-client: --timeout 35792m: too long (at most 2147483647 ms)
 Try 'kvmrun-client --help'." "a duration past INT_MAX ms is refused"
+
+# Messages that name the whole value and say what is wrong (issue 20).
+while IFS='|' read -r args message; do
+	# shellcheck disable=SC2086 # each case is options and their values
+	client $args "$GUESTS/hello-real.bin"
+	status_is 2 "$args exits 2"
+	is "$err" "kvmrun-client: $message
+Try 'kvmrun-client --help'." "$args: $message"
+done <<'EOF'
+--reg rax=-1|--reg rax=-1: not a number (decimal, or hex with 0x)
+--dump 0x400:16:3|--dump 0x400:16:3: not a size (a number, then K, M or G)
+--reg rax=0x10000000000000000|--reg rax=0x10000000000000000: out of range (0 to 18446744073709551615, or 0xffffffffffffffff)
+--seg cs=0x10000|--seg cs=0x10000: out of range (0 to 65535, or 0xffff)
+--log-port 99999999999999999999|--log-port 99999999999999999999: out of range (0 to 65535, or 0xffff)
+--memory 99999999999999999999|--memory 99999999999999999999: out of range (at most 0xffffffffffffffff bytes)
+--dump 0:17179869184G|--dump 0:17179869184G: out of range (at most 0xffffffffffffffff bytes)
+--timeout 99999999999999999999|--timeout 99999999999999999999: too long (at most 2147483647 ms)
+--json=1|option --json takes no value, not --json=1
+--quiet=yes|option --quiet takes no value, not --quiet=yes
+--m real|option --m is ambiguous: it may be --mode or --memory
+--ti 5|option --ti is ambiguous: it may be --timeout-ms or --timeout
+--color blue|--color blue: not auto, always or never
+--region 0x1000:- --region 0x2000:-|stdin (-) can be read only once, but --region 0x1000:- and --region 0x2000:- both name it
+EOF
+
+client --region 0x1000:- -
+status_is 2 "the image and a region both on stdin exit 2"
+is "$err" "kvmrun-client: stdin (-) can be read only once, but the IMAGE and --region 0x1000:- both name it
+Try 'kvmrun-client --help'." "stdin named twice is refused with the reason"
+client -s "" ping
+status_is 2 "an empty --socket exits 2"
+like "$err" "kvmrun-client: --socket: an empty path names no socket*" "an empty --socket is refused"
+client -s /etc/hostname ping
+status_is 4 "a --socket that is no socket exits 4"
+is "$err" "kvmrun-client: cannot connect to /etc/hostname: not a socket" "a --socket that is no socket is named so"
+client /dev/zero
+status_is 2 "an endless image exits 2"
+is "$err" "kvmrun-client: /dev/zero: larger than guest memory (0x200000 bytes): give a larger --memory" \
+	"an image larger than guest memory is refused once past it"
+head -c 2097152 /dev/zero >"$test_dir/2m.bin"
+fake answer "$halt" "$test_dir/2m.bin"
+status_is 0 "an image of exactly the guest memory is sent"
+head -c 4097 /dev/zero >"$test_dir/4k1.bin"
+fake answer "$halt" --memory 4K --region "0x0:$test_dir/4k1.bin" "$GUESTS/hello-real.bin"
+like "$err" "kvmrun-client: $test_dir/4k1.bin: larger than guest memory (0x1000 bytes)*" \
+	"a region larger than guest memory is refused"
 
 # --- what the options send ---------------------------------------------------
 # The request line each run makes, as a stand-in daemon receives it.
@@ -778,6 +878,26 @@ fake answer '{"id":1,"ok":false,"error":{"code":"unsupported","message":"paged m
 status_is 3 "a recorded unsupported error exits 3"
 is "$err" "kvmrun-client: daemon: unsupported: paged mode: no" "a recorded error is shown with its code"
 
+# A newer daemon's exit reasons and error codes (PROTOCOL.md): shown by name.
+fake answer "$(answer '{"exit": {"reason": "warp_drive", "speed": 9}}')" "$GUESTS/hello-real.bin"
+status_is 1 "an exit reason the client does not know exits 1"
+is "$(grep '^exit:' "$test_dir/out")" "exit: warp_drive" "an unknown exit reason is shown by its name"
+like "$out" "*rax=0000000000000000*stats: 1 exit, *" "the rest of a result with an unknown exit reason is shown"
+fake answer "$(answer '{"exit": {"reason": "warp_drive"}}')" --json "$GUESTS/hello-real.bin"
+status_is 1 "--json with an unknown exit reason exits 1"
+is "$err" "" "--json with an unknown exit reason says nothing on stderr"
+fake answer '{"id":1,"ok":false,"error":{"code":"quota_exceeded","message":"10 runs a minute"}}' \
+	"$GUESTS/hello-real.bin"
+status_is 3 "an error code the client does not know exits 3"
+is "$err" "kvmrun-client: daemon: quota_exceeded: 10 runs a minute" "an unknown error code is shown as it is"
+fake answer '{"id":1,"ok":false,"error":{"code":"quota_exceeded","message":"x"}}' --json ping
+status_is 3 "--json with an unknown error code exits 3"
+fake answer '{"id":1,"ok":false,"error":{"code":"\u001b[2J","message":"x"}}' ping
+status_is 4 "an error code that is no name is an unreadable answer (exit 4)"
+printf '%s\n' '{"id":1,"op":"ping"}' >"$test_dir/raw.in"
+fake answer '{"id":1,"ok":false,"error":{"code":"quota_exceeded","message":"x"}}' raw <"$test_dir/raw.in"
+status_is 3 "raw with an unknown error code exits 3"
+
 # --- ELF images --------------------------------------------------------------
 
 # elf_expected ELF: what a run of ELF must send, as [[address, base64]...] for
@@ -860,7 +980,8 @@ EOF
 		ld -Ttext=0x1000 -o "$test_dir/hello16.elf" "$test_dir/hello16.o"
 	if kvm_or_skip "an ELF image (64-bit, .code16) exits 0" \
 		"an ELF image loads its segments and starts at e_entry"; then
-		client "$test_dir/hello16.elf"
+		# A 64-bit ELF file runs in long mode unless --mode says otherwise.
+		client --mode real "$test_dir/hello16.elf"
 		status_is 0 "an ELF image (64-bit, .code16) exits 0"
 		is "$(head -n 1 "$test_dir/out")" "Hello from ELF" "an ELF image loads its segments and starts at e_entry"
 	fi
@@ -932,8 +1053,8 @@ EOF
 	ld -m elf_i386 -Ttext=0x200000 -o "$test_dir/high.elf" "$test_dir/hello32.o"
 	client --mode protected "$test_dir/high.elf"
 	status_is 2 "an ELF segment past guest memory exits 2"
-	like "$err" "kvmrun-client: $test_dir/high.elf: segment * (0x200000..0x2*) is past guest memory (2097152 bytes)" \
-		"the segment past guest memory is named"
+	like "$err" "kvmrun-client: $test_dir/high.elf: segment * (0x200000..0x2*) is past guest memory (0x0..0x200000): run it with --memory 3M, or link it at a lower address (ld -Ttext=0x1000)" \
+		"the segment past guest memory is named, in hex, with the fixes"
 	if kvm_or_skip "the same ELF image fits in more memory" \
 		"an ELF image above 2 MiB runs"; then
 		client -q --mode protected --memory 4M "$test_dir/high.elf"
@@ -944,12 +1065,52 @@ EOF
 	is "$(request "$request_segments")" "$(elf_expected "$test_dir/high.elf")" \
 		"an ELF image above 2 MiB is sent in more memory"
 
+	# First tries (issue 20): each refusal says the fix.
+	client "$test_dir/hello32.o"
+	status_is 2 "an object file (ET_REL) exits 2"
+	is "$err" "kvmrun-client: $test_dir/hello32.o: an object file (ELF type ET_REL), not an executable (ET_EXEC): link it first, as in ld -Ttext=0x1000 -o guest.elf $test_dir/hello32.o" \
+		"an object file is named, with the fix"
+	printf '\t.globl _start\n_start:\thlt\n' >"$test_dir/first.s"
+	as -o "$test_dir/first.o" "$test_dir/first.s" && ld -o "$test_dir/default.elf" "$test_dir/first.o"
+	client "$test_dir/default.elf"
+	status_is 2 "an ELF image linked at ld's default address exits 2"
+	like "$err" "kvmrun-client: $test_dir/default.elf: segment * (0x40*..0x40*) is past guest memory (0x0..0x200000): run it with --memory 5M, or link it at a lower address (ld -Ttext=0x1000)" \
+		"an ELF image at 0x400000 gets --memory 5M or a lower address as fixes"
+	fake answer "$halt" --memory 5M "$test_dir/default.elf"
+	status_is 0 "the --memory the refusal names is enough"
+	if command -v gcc >/dev/null &&
+		gcc -nostdlib -o "$test_dir/gcc.elf" "$test_dir/first.s" 2>/dev/null &&
+		[ "$(od -An -tu2 -j16 -N2 "$test_dir/gcc.elf" | tr -d ' ')" = 3 ]; then
+		client "$test_dir/gcc.elf"
+		status_is 2 "gcc -nostdlib's default PIE exits 2"
+		like "$err" "*ET_DYN), not ET_EXEC: link it with -no-pie, or -static" \
+			"gcc -nostdlib's default PIE is refused with the fix"
+	else
+		skip "gcc -nostdlib's default PIE" "no gcc that links PIE by default"
+	fi
+
+	# The mode from the ELF class: 64-bit code is long mode's.
+	fake answer "$halt" "$test_dir/hello16.elf"
+	is "$(request 'r.get("mode")')" long "a 64-bit ELF image without --mode runs in long mode"
+	fake answer "$halt" -v "$test_dir/hello16.elf"
+	is "$err" "kvmrun-client: $test_dir/hello16.elf: a 64-bit ELF image: --mode long (give --mode to choose another)" \
+		"-v says the mode came from the ELF class"
+	fake answer "$halt" "$test_dir/hello16.elf"
+	is "$err" "" "without -v the mode from the ELF class is not mentioned"
+	fake answer "$halt" --mode protected --verbose "$test_dir/hello16.elf"
+	is "$(request 'r.get("mode")')/$err" "protected/" "--mode wins over the ELF class"
+	fake answer "$halt" --mode protected "$test_dir/hello32.elf"
+	is "$(request 'r.get("mode")')" protected "a 32-bit ELF image keeps the --mode given"
+	fake answer "$halt" "$test_dir/hello32.elf"
+	is "$(request 'r.get("mode")')" null "a 32-bit ELF image without --mode keeps the default"
+
 	printf '\t.globl _start\n_start:\thlt\n' >"$test_dir/tiny.s"
 	if as -o "$test_dir/tiny.o" "$test_dir/tiny.s" &&
 		ld -pie -o "$test_dir/pie.elf" "$test_dir/tiny.o" 2>/dev/null; then
 		client "$test_dir/pie.elf"
 		status_is 2 "a PIE (ET_DYN) exits 2"
-		like "$err" "*not ET_EXEC" "ET_DYN is named"
+		like "$err" "*ET_DYN), not ET_EXEC: link it with -no-pie, or -static" \
+			"ET_DYN is named, with the fix"
 	else
 		skip "a PIE (ET_DYN) exits 2" "ld cannot link -pie"
 	fi
