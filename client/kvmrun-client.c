@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,6 +76,7 @@ struct client {
 	bool raw_console;		/* console bytes as they are, even on a terminal */
 	enum output_color color;
 	bool mode_set;
+	bool segs_set; /* --seg given */
 	bool load_address_set;
 	const char *run_option;		/* the first run-only option given */
 	const char *image_path;
@@ -176,7 +178,7 @@ static const char client_usage_text[] =
 	"                        repeatable\n"
 	"  --region ADDR:FILE    also load FILE's bytes at ADDR; repeatable\n"
 	"  --timeout-ms N        stop the guest after N ms (default 1000)\n"
-	"  --timeout DURATION    the same as 500ms, 2s or 1m (bare numbers are s)\n"
+	"  --timeout DURATION    the same as 500ms, 1.5s or 1m (a bare number is seconds)\n"
 	"  --log-port PORT       record the guest's writes to PORT; repeatable\n"
 	"  --dump ADDR:LEN       show LEN bytes of memory at ADDR after the run;\n"
 	"                        repeatable\n"
@@ -377,18 +379,30 @@ client_parse_size(int opt, const char *arg, const char *text, uint64_t *value)
 	return 0;
 }
 
-/* A duration in milliseconds: a number with ms, s or m after it (s if none). */
+/*
+ * A duration in milliseconds: a number, with a fraction if need be, and ms,
+ * s or m after it (s if none): 500ms, 1.5s, 2, 1m.
+ */
 static int
 client_parse_duration(int opt, const char *text, int *ms)
 {
+	uint64_t value, scale, fraction = 0, fraction_scale = 1;
 	const char *end;
-	uint64_t value, scale;
 
 	switch (client_parse_number(text, &value, &end)) {
 	case -ERANGE:
 		return client_bad(opt, text, "too long (at most %d ms)", INT_MAX);
 	case -EINVAL:
-		return client_bad(opt, text, "not a duration (500ms, 2s, 1m...)");
+		return client_bad(opt, text, "not a duration (500ms, 1.5s, 2s, 1m...)");
+	}
+	/* A fraction after decimal digits only; digits past 8 add nothing. */
+	if (*end == '.' && strncasecmp(text, "0x", 2) != 0) {
+		for (end++; *end >= '0' && *end <= '9'; end++) {
+			if (fraction_scale < 100000000) {
+				fraction = fraction * 10 + (uint64_t)(*end - '0');
+				fraction_scale *= 10;
+			}
+		}
 	}
 	if (strcmp(end, "ms") == 0)
 		scale = 1;
@@ -397,10 +411,11 @@ client_parse_duration(int opt, const char *text, int *ms)
 	else if (strcmp(end, "m") == 0)
 		scale = 60000;
 	else
-		return client_bad(opt, text, "not a duration (500ms, 2s, 1m...)");
-	if (value > INT_MAX / scale)
+		return client_bad(opt, text, "not a duration (500ms, 1.5s, 2s, 1m...)");
+	if (value > INT_MAX / scale ||
+	    value * scale + fraction * scale / fraction_scale > INT_MAX)
 		return client_bad(opt, text, "too long (at most %d ms)", INT_MAX);
-	*ms = (int)(value * scale);
+	*ms = (int)(value * scale + fraction * scale / fraction_scale);
 	return 0;
 }
 
@@ -450,6 +465,7 @@ client_parse_register(struct client *c, int opt, const char *text)
 		if (client_parse_u64(opt, text, value_text, UINT16_MAX, &value) < 0)
 			goto out;
 		c->spec.segments[i] = (uint16_t)value;
+		c->segs_set = true;
 	} else {
 		i = client_lookup(CLIENT_NAMES_REG, KVMRUN_REG_COUNT, name);
 		if (i < 0) {
@@ -587,11 +603,15 @@ client_parse_run_option(struct client *c, int opt, const char *arg)
 	case OPT_TIMEOUT_MS:
 		if (client_parse_u64(opt, arg, arg, INT_MAX, &value) < 0)
 			return -1;
+		if (value == 0)
+			return client_bad(opt, arg, "a guest needs at least 1 ms");
 		c->spec.timeout_ms = (uint32_t)value;
 		return 0;
 	case OPT_TIMEOUT:
 		if (client_parse_duration(opt, arg, &ms) < 0)
 			return -1;
+		if (ms == 0)
+			return client_bad(opt, arg, "a guest needs at least 1 ms");
 		c->spec.timeout_ms = (uint32_t)ms;
 		return 0;
 	case OPT_LOG_PORT:
@@ -1048,13 +1068,35 @@ client_daemon_error(const struct kvmrun_error *err)
 						   : CLIENT_EXIT_DAEMON;
 }
 
+/*
+ * What the mode, once known (--mode, the ELF class or real mode), rules
+ * out: said here in the client's terms, not the daemon's.
+ */
+static int
+client_check_mode(const struct client *c)
+{
+	const char *mode = kvmrun_mode_name(c->spec.mode);
+
+	if (c->spec.ring == 3 && c->spec.mode == KVMRUN_MODE_REAL) {
+		client_error("--ring 3 needs --mode protected, paged or long: %s "
+			     "mode has no ring 3", c->mode_set ? "real" : "the default, real,");
+		return -1;
+	}
+	if (c->segs_set && c->spec.mode != KVMRUN_MODE_REAL) {
+		client_error("--seg sets real-mode segment selectors; in %s mode the "
+			     "engine sets the segments (leave --seg out)", mode);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 client_run(struct client *c, const struct output *out)
 {
 	struct kvmrun_answer answer;
 	int status;
 
-	if (client_load_files(c) < 0)
+	if (client_load_files(c) < 0 || client_check_mode(c) < 0)
 		return CLIENT_EXIT_USAGE;
 	status = client_exchange(c, KVMRUN_OP_RUN, &answer);
 	if (status != 0)

@@ -487,11 +487,12 @@ client --memory 1G "$GUESTS/hello-real.bin"
 status_is 3 "--memory over the daemon's --max-memory exits 3"
 like "$err" "kvmrun-client: daemon: too_large: *memory*" "the daemon's error code and message are shown"
 
-client --ring 3 "$GUESTS/hello-real.bin"
-status_is 3 "--ring 3 in real mode exits 3"
-like "$err" "kvmrun-client: daemon: bad_request: *ring*" "ring 3 in real mode is a bad request"
+# Only the daemon knows a real-mode rip must fit 16 bits.
+client --reg rip=0x12345 "$GUESTS/hello-real.bin"
+status_is 3 "a real-mode rip past 0xffff exits 3"
+like "$err" "kvmrun-client: daemon: bad_request: *rip*" "a real-mode rip past 0xffff is a bad request"
 
-client --json --ring 3 "$GUESTS/hello-real.bin"
+client --json --reg rip=0x12345 "$GUESTS/hello-real.bin"
 status_is 3 "--json keeps exit status 3"
 is "$(json "$out" 'r["ok"]')" false "--json prints an error response as it is"
 
@@ -514,9 +515,9 @@ status_is 5 "--json keeps exit status 5"
 is "$(json "$out" 'r["error"]["code"]')" unavailable "--json prints the unavailable answer as it is"
 
 # Requests are checked first: a bad one is a bad one with or without KVM.
-client -s "$NOKVM_SOCK" --ring 3 "$GUESTS/hello-real.bin"
+client -s "$NOKVM_SOCK" --reg rip=0x12345 "$GUESTS/hello-real.bin"
 status_is 3 "a bad request to a daemon without KVM exits 3, not 5"
-like "$err" "kvmrun-client: daemon: bad_request: *ring*" "a bad request without KVM is named as such"
+like "$err" "kvmrun-client: daemon: bad_request: *rip*" "a bad request without KVM is named as such"
 
 client -s "$NOKVM_SOCK" stats
 is "$(sed -n 's/^errors: *//p' "$test_dir/out")" "3 (bad_request 1, unavailable 2)" \
@@ -743,7 +744,22 @@ is "$(request 'sorted((k, v) for k, v in r.items() if k != "image")')" \
 fake answer "$halt" "$GUESTS/hello-real.bin"
 is "$(request 'sorted(r)')" '["id", "image"]' "a run without options sends only the id and the image"
 
-for timeout in 100ms:100 2:2000 2s:2000 1m:60000 35791m:2147460000; do
+# What the client can tell without the daemon it says in its own terms,
+# before connecting (exit 2, not 4 for the socket that is not there).
+for case in "--timeout 0|--timeout 0: a guest needs at least 1 ms" \
+	"--timeout-ms 0|--timeout-ms 0: a guest needs at least 1 ms" \
+	"--timeout 0x1.5s|--timeout 0x1.5s: not a duration (500ms, 1.5s, 2s, 1m...)" \
+	"--ring 3|--ring 3 needs --mode protected, paged or long: the default, real, mode has no ring 3" \
+	"--mode real --ring 3|--ring 3 needs --mode protected, paged or long: real mode has no ring 3" \
+	"--mode long --seg cs=0|--seg sets real-mode segment selectors; in long mode the engine sets the segments (leave --seg out)"; do
+	# shellcheck disable=SC2086
+	client -s "$test_dir/none.sock" ${case%%|*} "$GUESTS/hello-real.bin"
+	status_is 2 "${case%%|*}: refused before connecting, exit 2"
+	like "$err" "kvmrun-client: ${case#*|}*" "${case%%|*}: the client says why in its terms"
+done
+
+for timeout in 100ms:100 2:2000 2s:2000 1.5s:1500 0.25:250 2.5ms:2 0.5m:30000 \
+	1m:60000 35791m:2147460000; do
 	fake answer "$halt" --timeout "${timeout%%:*}" "$GUESTS/hello-real.bin"
 	is "$(request 'r["timeout_ms"]')" "${timeout#*:}" "--timeout ${timeout%%:*} is ${timeout#*:} ms"
 done
