@@ -153,30 +153,41 @@ print(sum(codes.values()), "answers,", wrong[0], "not their request's error;",
       sorted(codes.items()))
 EOF
 }
+# snapshot: the daemon's descriptors, threads and VmRSS before a phase.
+snapshot() {
+	fds=$(proc_fds)
+	threads=$(proc_status Threads)
+	rss=$(proc_status VmRSS)
+}
+
+# unchanged NAME KB: after the phase NAME, descriptors and threads are where
+# snapshot found them and VmRSS grew by less than KB.
+unchanged() {
+	fds_after=$(settle_fds "$fds")
+	threads_after=$(proc_status Threads)
+	rss_after=$(proc_status VmRSS)
+	diag "$1: descriptors $fds -> $fds_after, threads $threads -> $threads_after," \
+		"VmRSS $rss kB -> $rss_after kB ($((rss_after - rss)) kB)"
+	is "$fds_after" "$fds" "$1: descriptors unchanged ($fds)"
+	is "$threads_after" "$threads" "$1: threads unchanged ($threads)"
+	if sanitized; then
+		skip "$1: VmRSS growth" \
+			"a sanitizer holds freed memory back; the plain build and valgrind check it"
+	else
+		below $((rss_after - rss)) "$2" "$1: VmRSS grew by $((rss_after - rss)) kB (< $2 kB)"
+	fi
+}
+
 n=$#
 refuse $((100 * n)) $((10 * n)) 20 "$@" >/dev/null
-fds=$(proc_fds)
-threads=$(proc_status Threads)
-rss=$(proc_status VmRSS)
+snapshot
 started=$(date +%s%N)
 r=$(refuse $((3000 * n)) $((150 * n)) 300 "$@")
 took=$((($(date +%s%N) - started) / 1000000))
-fds_after=$(settle_fds "$fds")
-threads_after=$(proc_status Threads)
-rss_after=$(proc_status VmRSS)
-diag "refusals: ${r#*; } and 300 unused connections in $took ms" \
-	"descriptors $fds -> $fds_after, threads $threads -> $threads_after," \
-	"VmRSS $rss kB -> $rss_after kB ($((rss_after - rss)) kB)"
+diag "refusals: ${r#*; } and 300 unused connections in $took ms"
 is "${r%%;*}" "$((3150 * n)) answers, 0 not their request's error" \
 	"refusals: all $((3150 * n)) requests answered with their error"
-is "$fds_after" "$fds" "refusals: descriptors unchanged ($fds)"
-is "$threads_after" "$threads" "refusals: threads unchanged ($threads)"
-if sanitized; then
-	skip "refusals: VmRSS growth" \
-		"a sanitizer holds freed memory back; the plain build and valgrind check it"
-else
-	below $((rss_after - rss)) 2048 "refusals: VmRSS grew by $((rss_after - rss)) kB (< 2 MiB)"
-fi
+unchanged refusals 2048
 # Each kind went out 3260 times, warm-up included.
 if have_kvm; then unavailable=0; else unavailable=3260; fi
 r=$(send_lines '{"id":1,"op":"stats"}')
@@ -221,25 +232,11 @@ if kvm_or_skip "soak: all $SOAK_RUNS runs halted" "soak: descriptors unchanged" 
 	"soak: threads unchanged" "soak: VmRSS growth" \
 	"soak: the counters add up and nothing is left reserved"; then
 	soak 1000 >/dev/null
-	fds=$(proc_fds)
-	threads=$(proc_status Threads)
-	rss=$(proc_status VmRSS)
+	snapshot
 	r=$(soak "$SOAK_RUNS")
-	fds_after=$(settle_fds "$fds")
-	threads_after=$(proc_status Threads)
-	rss_after=$(proc_status VmRSS)
-	diag "soak: $SOAK_RUNS runs in ${r#* } s" \
-		"descriptors $fds -> $fds_after, threads $threads -> $threads_after," \
-		"VmRSS $rss kB -> $rss_after kB ($((rss_after - rss)) kB)"
+	diag "soak: $SOAK_RUNS runs in ${r#* } s"
 	is "${r%% *}" "$SOAK_RUNS" "soak: all $SOAK_RUNS runs halted"
-	is "$fds_after" "$fds" "soak: descriptors unchanged ($fds)"
-	is "$threads_after" "$threads" "soak: threads unchanged ($threads)"
-	if sanitized; then
-		skip "soak: VmRSS growth" \
-			"a sanitizer holds freed memory back; the plain build and valgrind check it"
-	else
-		below $((rss_after - rss)) 8192 "soak: VmRSS grew by $((rss_after - rss)) kB (< 8 MiB)"
-	fi
+	unchanged soak 8192
 	r=$(send_lines '{"id":1,"op":"stats"}')
 	is "$(json "$r" 'r["stats"]["runs"]["hlt"], r["stats"]["runs_in_flight"],
 		r["stats"]["memory_in_use"]')" "[$((SOAK_RUNS + 1000)), 0, 0]" \
