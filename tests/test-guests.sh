@@ -16,6 +16,8 @@
 # secret; --max-line small enough for a line of it to pass as an argument.
 MAX_LINE=122880
 start_daemon --workers 1 --queue 256 --max-line 120K
+# One round trip first: the daemon has then closed wait_socket's probe too.
+send_lines '{"id":0,"op":"ping"}' >/dev/null
 base=$(proc_fds)
 threads=$(proc_status Threads)
 PAGED_REASON=
