@@ -72,7 +72,7 @@ print([json.loads(l).get("error", {}).get("code", True) for l in sys.stdin])')" 
 		"without KVM, a run is answered unavailable and stats work under the filter"
 fi
 start_daemon --workers 1 --no-seccomp
-is "$(proc_status Seccomp) $(grep -c 'seccomp filter NOT installed' "$DAEMON_LOG")" "0 1" \
+is "$(proc_status Seccomp) $(wait_log 'seccomp filter NOT installed' | wc -l)" "0 1" \
 	"--no-seccomp: no filter, and the log says so"
 
 # --- --allow-uid and --allow-group ------------------------------------------
