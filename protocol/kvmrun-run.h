@@ -19,6 +19,8 @@ extern const char *const kvmrun_reg_names[KVMRUN_REG_COUNT];
 extern const char *const kvmrun_seg_names[KVMRUN_SEG_COUNT];
 extern const char *const kvmrun_errcode_names[KVMRUN_ERR_COUNT];
 extern const char *const kvmrun_exit_reason_names[KVMRUN_EXIT_REASON_COUNT];
+extern const char *const kvmrun_msr_names[KVMRUN_MSR_COUNT];
+extern const char *const kvmrun_xfield_names[KVMRUN_XF_COUNT];
 
 /* Looks NAME up in NAMES; returns its index or -1. */
 int kvmrun_name_lookup(const char *const *names, int count, const char *name);

@@ -128,6 +128,124 @@ struct kvmrun_range {
 	uint64_t length;
 };
 
+/*
+ * The CPU state beyond the general registers (PROTOCOL.md, "CPU state"):
+ * what a request may set (spec->state) and what a run returns when asked
+ * (spec->returns, result->state).  The same struct serves both ways; the
+ * *_set / *_bytes members say which parts are present.
+ */
+#define KVMRUN_VEC_COUNT 32	/* xmm/ymm/zmm 0..31 */
+#define KVMRUN_VEC_BYTES_MAX 64 /* zmm */
+#define KVMRUN_K_COUNT 8	/* AVX-512 opmask k0..k7 */
+#define KVMRUN_ST_COUNT 8	/* x87 st0..st7, in stack order ST(i) */
+
+/* The x87 and SSE control fields; names in the protocol: "mxcsr", "fcw"... */
+enum kvmrun_xfield {
+	KVMRUN_XF_MXCSR,
+	KVMRUN_XF_FCW,
+	KVMRUN_XF_FSW,
+	KVMRUN_XF_FTW,		/* the full 16-bit tag word, two bits per R0..R7 */
+	KVMRUN_XF_FOP,
+	KVMRUN_XF_FIP,
+	KVMRUN_XF_FDP,
+	KVMRUN_XF_COUNT
+};
+
+/* An 80-bit x87 register: bits 0-63 and bits 64-79 (sign and exponent). */
+struct kvmrun_x87_reg {
+	uint64_t mantissa;
+	uint16_t sign_exponent;
+};
+
+struct kvmrun_xstate {
+	/*
+	 * Bytes of vector register N given or returned: 0 (absent), 16 (xmmN),
+	 * 32 (ymmN) or 64 (zmmN).  vec[N] holds it little-endian: vec[N][0] is
+	 * bits 0-7 of xmmN, vec[N][16] bits 128-135 of ymmN.
+	 */
+	uint8_t vec_bytes[KVMRUN_VEC_COUNT];
+	uint8_t vec[KVMRUN_VEC_COUNT][KVMRUN_VEC_BYTES_MAX];
+	uint8_t k_set;			/* bit N: kN present */
+	uint64_t k[KVMRUN_K_COUNT];
+	uint8_t st_set;			/* bit N: stN present */
+	struct kvmrun_x87_reg st[KVMRUN_ST_COUNT];
+	uint32_t fields_set;		/* bit (1 << enum kvmrun_xfield) per field present */
+	uint32_t mxcsr;
+	uint16_t fcw, fsw, ftw, fop;
+	uint64_t fip, fdp;
+	bool has_xcr0;			/* returned only */
+	uint64_t xcr0;
+};
+
+/* The MSRs a request may set and a run returns; names in kvmrun_msr_name(). */
+enum kvmrun_msr {
+	KVMRUN_MSR_FS_BASE,
+	KVMRUN_MSR_GS_BASE,
+	KVMRUN_MSR_KERNEL_GS_BASE,
+	KVMRUN_MSR_STAR,
+	KVMRUN_MSR_LSTAR,
+	KVMRUN_MSR_CSTAR,
+	KVMRUN_MSR_SFMASK,
+	KVMRUN_MSR_SYSENTER_CS,
+	KVMRUN_MSR_SYSENTER_ESP,
+	KVMRUN_MSR_SYSENTER_EIP,
+	KVMRUN_MSR_TSC_AUX,
+	KVMRUN_MSR_PAT,
+	KVMRUN_MSR_EFER,
+	KVMRUN_MSR_COUNT
+};
+
+struct kvmrun_msrs {
+	uint32_t set;			/* bit (1 << enum kvmrun_msr) per MSR present */
+	uint64_t value[KVMRUN_MSR_COUNT];
+};
+
+/*
+ * A segment's descriptor cache.  ATTRIBUTES is the access-rights word as in
+ * bits 40-55 of a descriptor with the limit's bits 16-19 left out: bits 0-3
+ * type, 4 S, 5-6 DPL, 7 P, 12 AVL, 13 L, 14 D/B, 15 G.  LIMIT is the byte
+ * limit, granularity applied.
+ */
+struct kvmrun_descriptor {
+	uint64_t base;
+	uint32_t limit;
+	uint16_t attributes;
+};
+
+struct kvmrun_table {
+	uint64_t base;
+	uint16_t limit;
+};
+
+struct kvmrun_cpuid_entry {
+	uint32_t function, index;
+	uint32_t eax, ebx, ecx, edx;
+};
+
+/* Parts of the state: spec->returns asks for them, result->state has them. */
+enum kvmrun_state_part {
+	KVMRUN_RETURN_XSTATE = 1u << 0,
+	KVMRUN_RETURN_MSRS = 1u << 1,
+	KVMRUN_RETURN_DESCRIPTORS = 1u << 2,
+	KVMRUN_RETURN_CPUID = 1u << 3,
+};
+
+struct kvmrun_cpu_state {
+	struct kvmrun_xstate xstate;
+	struct kvmrun_msrs msrs;
+	/*
+	 * Given: real-mode descriptor caches, bit (1 << enum kvmrun_seg) per
+	 * segment (the selector stays in spec->segments).  Returned: all of
+	 * them, selectors in result->sregs.
+	 */
+	uint32_t segments_set;
+	struct kvmrun_descriptor segments[KVMRUN_SEG_COUNT];
+	struct kvmrun_table gdt, idt;	/* returned only */
+	/* Given: entries replacing the host's; returned: the vCPU's whole table. */
+	struct kvmrun_cpuid_entry *cpuid;
+	size_t cpuid_count;
+};
+
 /* What one run asks for.  The spec owns its buffers: kvmrun_spec_free(). */
 struct kvmrun_spec {
 	enum kvmrun_mode mode;
@@ -144,6 +262,8 @@ struct kvmrun_spec {
 	size_t log_port_count;
 	struct kvmrun_range *dumps;
 	size_t dump_count;
+	struct kvmrun_cpu_state *state;	/* NULL, or the state to start with */
+	uint32_t returns;		/* enum kvmrun_state_part bits: what to return */
 	/* Set by the daemon's options, not by the request: ignored by libkvmrun. */
 	size_t console_max;		/* bytes recorded before the run ends */
 	size_t io_log_max;		/* io log records before the run ends */
@@ -252,6 +372,8 @@ struct kvmrun_result {
 	bool io_log_truncated;
 	struct kvmrun_blob *dumps;
 	size_t dump_count;
+	struct kvmrun_cpu_state *state;	/* NULL unless spec->returns asked */
+	uint32_t returned;		/* enum kvmrun_state_part bits state holds */
 	uint64_t exits;
 	uint64_t run_ns;
 };
@@ -267,6 +389,8 @@ KVMRUN_API void kvmrun_spec_init(struct kvmrun_spec *spec);
 KVMRUN_API void kvmrun_spec_free(struct kvmrun_spec *spec);
 KVMRUN_API void kvmrun_result_init(struct kvmrun_result *result);
 KVMRUN_API void kvmrun_result_free(struct kvmrun_result *result);
+/* Frees a state and its CPUID table (spec/result_free call it); NULL is fine. */
+KVMRUN_API void kvmrun_cpu_state_free(struct kvmrun_cpu_state *state);
 
 /* The protocol's names ("long", "rax", "cs", "hlt", "run"), or NULL out of range. */
 KVMRUN_API const char *kvmrun_mode_name(enum kvmrun_mode mode);
@@ -274,6 +398,8 @@ KVMRUN_API const char *kvmrun_reg_name(enum kvmrun_reg reg);
 KVMRUN_API const char *kvmrun_seg_name(enum kvmrun_seg seg);
 KVMRUN_API const char *kvmrun_exit_reason_name(enum kvmrun_exit_reason reason);
 KVMRUN_API const char *kvmrun_op_name(enum kvmrun_op op);
+KVMRUN_API const char *kvmrun_msr_name(enum kvmrun_msr msr);
+KVMRUN_API const char *kvmrun_xfield_name(enum kvmrun_xfield field);
 /* Name of an exception vector ("#PF"), or NULL for a vector with none. */
 KVMRUN_API const char *kvmrun_vector_name(unsigned int vector);
 /* An error code's name: the protocol's ("bad_request"), or the library's

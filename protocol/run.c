@@ -35,6 +35,15 @@ const char *const kvmrun_exit_reason_names[KVMRUN_EXIT_REASON_COUNT] = {
 	"exception", "output_limit", "cancelled", "other",
 };
 
+const char *const kvmrun_msr_names[KVMRUN_MSR_COUNT] = {
+	"fs_base", "gs_base", "kernel_gs_base", "star", "lstar", "cstar", "sfmask",
+	"sysenter_cs", "sysenter_esp", "sysenter_eip", "tsc_aux", "pat", "efer",
+};
+
+const char *const kvmrun_xfield_names[KVMRUN_XF_COUNT] = {
+	"mxcsr", "fcw", "fsw", "ftw", "fop", "fip", "fdp",
+};
+
 static const char *const vector_names[] = {
 	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
 	"#DF", NULL, "#TS", "#NP", "#SS", "#GP", "#PF", NULL,
@@ -95,6 +104,18 @@ kvmrun_op_name(enum kvmrun_op op)
 	return kvmrun_name(kvmrun_op_names, KVMRUN_OP_COUNT, (int)op);
 }
 
+const char *
+kvmrun_msr_name(enum kvmrun_msr msr)
+{
+	return kvmrun_name(kvmrun_msr_names, KVMRUN_MSR_COUNT, (int)msr);
+}
+
+const char *
+kvmrun_xfield_name(enum kvmrun_xfield field)
+{
+	return kvmrun_name(kvmrun_xfield_names, KVMRUN_XF_COUNT, (int)field);
+}
+
 /* libkvmrun's own codes, from KVMRUN_ERR_CONNECTION on. */
 static const char *const kvmrun_library_errcode_names[] = {
 	"connection", "closed", "timeout", "protocol", "wouldblock", "invalid", "nomem",
@@ -135,6 +156,15 @@ kvmrun_error_set(struct kvmrun_error *err, enum kvmrun_errcode code, const char 
 }
 
 void
+kvmrun_cpu_state_free(struct kvmrun_cpu_state *state)
+{
+	if (state == NULL)
+		return;
+	free(state->cpuid);
+	free(state);
+}
+
+void
 kvmrun_spec_init(struct kvmrun_spec *spec)
 {
 	memset(spec, 0, sizeof(*spec));
@@ -154,6 +184,7 @@ kvmrun_spec_free(struct kvmrun_spec *spec)
 	free(spec->regions);
 	free(spec->log_ports);
 	free(spec->dumps);
+	kvmrun_cpu_state_free(spec->state);
 	memset(spec, 0, sizeof(*spec));
 }
 
@@ -171,5 +202,6 @@ kvmrun_result_free(struct kvmrun_result *result)
 	for (size_t i = 0; i < result->dump_count; i++)
 		free(result->dumps[i].data);
 	free(result->dumps);
+	kvmrun_cpu_state_free(result->state);
 	memset(result, 0, sizeof(*result));
 }
