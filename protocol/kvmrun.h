@@ -264,6 +264,9 @@ struct kvmrun_spec {
 	size_t dump_count;
 	struct kvmrun_cpu_state *state;	/* NULL, or the state to start with */
 	uint32_t returns;		/* enum kvmrun_state_part bits: what to return */
+	uint64_t max_instructions;	/* 0: no bound; else stop with step_limit */
+	bool trace;			/* return the rip and cs before each instruction */
+	bool changes;			/* return the memory that differs at the end */
 	/* Set by the daemon's options, not by the request: ignored by libkvmrun. */
 	size_t console_max;		/* bytes recorded before the run ends */
 	size_t io_log_max;		/* io log records before the run ends */
@@ -359,6 +362,12 @@ struct kvmrun_io_record {
 	uint32_t value;
 };
 
+/* Where one instruction of a traced run began. */
+struct kvmrun_trace_entry {
+	uint64_t rip;
+	uint16_t cs;
+};
+
 /* What one run gives back.  The result owns its buffers: kvmrun_result_free(). */
 struct kvmrun_result {
 	struct kvmrun_exit exit;
@@ -374,6 +383,12 @@ struct kvmrun_result {
 	size_t dump_count;
 	struct kvmrun_cpu_state *state;	/* NULL unless spec->returns asked */
 	uint32_t returned;		/* enum kvmrun_state_part bits state holds */
+	struct kvmrun_trace_entry *trace; /* spec->trace: one per instruction begun */
+	size_t trace_count;
+	bool trace_truncated;
+	struct kvmrun_blob *changes;	/* spec->changes: merged runs, by address */
+	size_t change_count;
+	bool changes_truncated;
 	uint64_t exits;
 	uint64_t run_ns;
 };

@@ -203,5 +203,9 @@ kvmrun_result_free(struct kvmrun_result *result)
 		free(result->dumps[i].data);
 	free(result->dumps);
 	kvmrun_cpu_state_free(result->state);
+	free(result->trace);
+	for (size_t i = 0; i < result->change_count; i++)
+		free(result->changes[i].data);
+	free(result->changes);
 	memset(result, 0, sizeof(*result));
 }
