@@ -23,8 +23,9 @@ jobs=$(nproc)
 
 packages=(
 	build-essential autoconf automake libtool pkg-config binutils
-	libev-dev libjson-c-dev libsystemd-dev libseccomp-dev
+	libev-dev libjson-c-dev libsystemd-dev libseccomp-dev zlib1g-dev libcapstone-dev
 	python3 mypy socat valgrind systemd clang bsdextrautils
+	libgnutls28-dev haproxy openssl python3-yaml
 )
 
 say() { printf '\n== %s\n' "$*"; }

@@ -20,14 +20,12 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "tls.h"
 
 /* The first read buffer; it doubles up to the longest line allowed. */
 #define CONN_BUFFER_INITIAL 65536u
 
-static int conn_fail(struct conn_error *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int
+int
 conn_fail(struct conn_error *err, int errnum, const char *fmt, ...)
 {
 	va_list ap;
@@ -50,8 +48,7 @@ conn_now(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The deadline TIMEOUT_MS from now, or -1 for none. */
-static int
+int
 conn_deadline(const struct conn *conn, int timeout_ms, int64_t *deadline,
 	      struct conn_error *err)
 {
@@ -68,8 +65,7 @@ conn_deadline(const struct conn *conn, int timeout_ms, int64_t *deadline,
 	return 0;
 }
 
-/* Waits until the socket is ready for EVENTS: its revents, -ETIMEDOUT or -errno. */
-static int
+int
 conn_wait(const struct conn *conn, short events, int64_t deadline)
 {
 	struct pollfd pfd = {.fd = conn->fd, .events = events};
@@ -170,6 +166,8 @@ out_close:
 void
 conn_close(struct conn *conn)
 {
+	if (conn->tls != NULL)
+		tls_close(conn);
 	/* Every write was waited for, so a failing close loses nothing. */
 	if (conn->fd != -1)
 		(void)close(conn->fd);
@@ -190,6 +188,8 @@ conn_write_some(struct conn *conn, const void *data, size_t length,
 {
 	ssize_t n;
 
+	if (conn->tls != NULL)
+		return tls_write_some(conn, data, length, err);
 	do
 		n = send(conn->fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n == -1 && errno == EINTR);
@@ -311,6 +311,8 @@ conn_fill(struct conn *conn, struct conn_error *err)
 	ssize_t n;
 	int r;
 
+	if (conn->tls != NULL)
+		return tls_fill(conn, err);
 	r = conn_reserve(conn, &space, &room, err);
 	if (r < 0)
 		return r;

@@ -1,6 +1,7 @@
 /*
  * Line I/O on a stream Unix socket, with timeouts: connect, write a whole
- * buffer, read newline-terminated lines through a buffer.  It knows nothing
+ * buffer, read newline-terminated lines through a buffer; or the same over
+ * TLS on TCP, once tls_open (tls.h) has connected it.  It knows nothing
  * of the protocol beyond "one message per line", so libkvmrun and the
  * benchmark share it; libkvmrun also fills the buffer from its callbacks.
  *
@@ -13,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
@@ -33,6 +35,8 @@ struct conn {
 	size_t size;
 	size_t max_line; /* longest line accepted, without its '\n' */
 	bool eof;	 /* the peer closed its side */
+	/* TLS over TCP (tls.h); NULL on a Unix socket. */
+	struct tls_session *tls;
 };
 
 /* A line buffer with no socket yet, named PATH in messages. */
@@ -87,5 +91,14 @@ bool conn_has_line(const struct conn *conn);
 /* A buffered line as conn_read_line gives it: 1, or 0 when none is complete. */
 int conn_next_line(struct conn *conn, char **line, size_t *length,
 		   struct conn_error *err);
+
+/* For tls.c, which connects, sends and receives its own way. */
+int conn_fail(struct conn_error *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The deadline TIMEOUT_MS from now (-1: none): 0, or -errno. */
+int conn_deadline(const struct conn *conn, int timeout_ms, int64_t *deadline,
+		  struct conn_error *err);
+/* Waits until the socket is ready for EVENTS: its revents, -ETIMEDOUT or -errno. */
+int conn_wait(const struct conn *conn, short events, int64_t deadline);
 
 #endif

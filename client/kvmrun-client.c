@@ -18,11 +18,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "code.h"
 #include "elf.h"
 #include "kvmrun.h"
 #include "output.h"
+#include "state-file.h"
+#include "vector-run.h"
 
 #define CLIENT_NAME "kvmrun-client"
 #define CLIENT_CONNECT_TIMEOUT_MS 5000
@@ -32,7 +36,13 @@
 #define CLIENT_RAW_WINDOW 64u
 /* More than any guest memory the daemon allows, so a larger file is a mistake. */
 #define CLIENT_FILE_MAX (1u << 30)
+/* A --state file: a full xstate and KVM's 256 CPUID entries take ~40 KiB. */
+#define CLIENT_STATE_FILE_MAX (1u << 20)
 #define CLIENT_READ_CHUNK 65536u
+/* --retry's most tries, and the waits between them: doubling, up to the most. */
+#define CLIENT_RETRY_MAX 100u
+#define CLIENT_RETRY_FIRST_MS 100u
+#define CLIENT_RETRY_LONGEST_MS 5000u
 
 #define CLIENT_NELEM(array) (sizeof(array) / sizeof((array)[0]))
 
@@ -43,6 +53,7 @@ enum client_exit {
 	CLIENT_EXIT_DAEMON = 3,
 	CLIENT_EXIT_UNREACHABLE = 4,
 	CLIENT_EXIT_UNAVAILABLE = 5, /* the daemon has no usable KVM */
+	CLIENT_EXIT_BUSY = 6,	     /* the daemon had no room: retry later */
 };
 
 enum client_command {
@@ -65,9 +76,18 @@ struct client_region {
 	const char *path;
 };
 
+/* A --dump-file: the spec's dump DUMP goes to PATH, not to the summary. */
+struct client_dump_file {
+	size_t dump;
+	const char *path;
+};
+
 struct client {
 	enum client_command command;
 	const char *socket_path;	/* NULL: libkvmrun's default */
+	const char *tls_ca;		/* --ca, --cert, --key; NULL: $KVMRUN_CA... */
+	const char *tls_cert;
+	const char *tls_key;
 	int connect_timeout_ms;
 	int response_timeout_ms;	/* -1: libkvmrun's default for the request */
 	bool json;
@@ -80,6 +100,13 @@ struct client {
 	bool load_address_set;
 	const char *run_option;		/* the first run-only option given */
 	const char *image_path;
+	const char *hex;		/* --hex: the image's bytes instead of a file */
+	const char *asm_source;		/* --asm: its source instead */
+	const char *state_path;		/* --state: read once the mode is known */
+	bool summary_stderr;		/* --summary stderr */
+	unsigned int retries;		/* --retry: busy answers tried again */
+	struct client_dump_file *dump_files; /* --dump-file */
+	size_t dump_file_count;
 	struct kvmrun_spec spec;
 	struct client_region *regions;	/* --region, loaded after the image */
 	size_t region_count;
@@ -105,10 +132,23 @@ enum {
 	OPT_TIMEOUT,
 	OPT_LOG_PORT,
 	OPT_DUMP,
+	OPT_DUMP_FILE,
+	OPT_HEX,
+	OPT_ASM,
+	OPT_SUMMARY,
 	OPT_RAW_CONSOLE,
+	OPT_STATE,
+	OPT_RETURN,
+	OPT_MAX_INSTRUCTIONS,
+	OPT_TRACE,
+	OPT_CHANGES,
 	OPT_CONNECT_TIMEOUT,
 	OPT_RESPONSE_TIMEOUT,
+	OPT_RETRY,
 	OPT_COLOR,
+	OPT_CA,
+	OPT_CERT,
+	OPT_KEY,
 };
 
 /* --mode to --quiet shape a run: client_parse_run_option takes them, run only. */
@@ -124,11 +164,24 @@ static const struct option client_options[] = {
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"log-port", required_argument, NULL, OPT_LOG_PORT},
 	{"dump", required_argument, NULL, OPT_DUMP},
+	{"dump-file", required_argument, NULL, OPT_DUMP_FILE},
+	{"hex", required_argument, NULL, OPT_HEX},
+	{"asm", required_argument, NULL, OPT_ASM},
+	{"summary", required_argument, NULL, OPT_SUMMARY},
 	{"raw-console", no_argument, NULL, OPT_RAW_CONSOLE},
+	{"state", required_argument, NULL, OPT_STATE},
+	{"return", required_argument, NULL, OPT_RETURN},
+	{"max-instructions", required_argument, NULL, OPT_MAX_INSTRUCTIONS},
+	{"trace", no_argument, NULL, OPT_TRACE},
+	{"changes", no_argument, NULL, OPT_CHANGES},
 	{"quiet", no_argument, NULL, 'q'},
 	{"socket", required_argument, NULL, 's'},
 	{"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
 	{"response-timeout", required_argument, NULL, OPT_RESPONSE_TIMEOUT},
+	{"retry", required_argument, NULL, OPT_RETRY},
+	{"ca", required_argument, NULL, OPT_CA},
+	{"cert", required_argument, NULL, OPT_CERT},
+	{"key", required_argument, NULL, OPT_KEY},
 	{"json", no_argument, NULL, 'j'},
 	{"color", required_argument, NULL, OPT_COLOR},
 	{"verbose", no_argument, NULL, 'v'},
@@ -155,7 +208,10 @@ client_error(const char *fmt, ...)
 
 static const char client_usage_text[] =
 	"Usage: " CLIENT_NAME " [run] [OPTION]... IMAGE\n"
+	"       " CLIENT_NAME " [run] [OPTION]... --hex BYTES | --asm SOURCE\n"
 	"       " CLIENT_NAME " ping|stats|raw [OPTION]...\n"
+	"       " CLIENT_NAME " capture [OPTION]... HEX...\n"
+	"       " CLIENT_NAME " replay [OPTION]... FILE...\n"
 	"\n"
 	"Runs x86 machine code in a fresh KVM virtual machine through kvmrund.\n"
 	"\n"
@@ -165,6 +221,9 @@ static const char client_usage_text[] =
 	"  ping   check that the daemon answers and show its version\n"
 	"  stats  show the daemon's counters\n"
 	"  raw    send the request lines of stdin, pipelined; print the answers\n"
+	"  capture  capture single-instruction test vectors from this CPU\n"
+	"           (first argument only; capture --help lists its options)\n"
+	"  replay   run test vectors and say which agree (replay --help)\n"
 	"\n"
 	"Run options:\n"
 	"  --mode MODE           real (default; long for a 64-bit ELF IMAGE),\n"
@@ -182,13 +241,43 @@ static const char client_usage_text[] =
 	"  --log-port PORT       record the guest's writes to PORT; repeatable\n"
 	"  --dump ADDR:LEN       show LEN bytes of memory at ADDR after the run;\n"
 	"                        repeatable\n"
+	"  --dump-file ADDR:LEN:FILE\n"
+	"                        write them to FILE instead, as binary; repeatable\n"
+	"  --state FILE          start with the CPU state FILE holds: a JSON object\n"
+	"                        of the request's xstate, msrs, cpuid and (real\n"
+	"                        mode) segments, as in the protocol\n"
+	"  --return PART,...     show the CPU state after the run: xstate, msrs,\n"
+	"                        descriptors, cpuid\n"
+	"  --max-instructions N  stop the guest after N instructions (exit\n"
+	"                        step_limit, status 0)\n"
+	"  --trace               with --max-instructions: show where each\n"
+	"                        instruction began (rip; cs:ip in real mode)\n"
+	"  --changes             show the memory whose bytes the run changed\n"
+	"  --hex BYTES           run these bytes instead of an IMAGE, as in\n"
+	"                        --hex 'b0 41 e6 e9 f4'\n"
+	"  --asm SOURCE          run SOURCE assembled by GNU as (binutils): Intel\n"
+	"                        syntax, ';' between instructions, 16-, 32- or\n"
+	"                        64-bit code as --mode says, linked at\n"
+	"                        --load-address\n"
+	"  --summary WHERE       stdout (default) or stderr: where the exit, the\n"
+	"                        registers and the dumps go (the console stays\n"
+	"                        on stdout; sharing it, they come after a line\n"
+	"                        \"-- end of console --\")\n"
 	"  --raw-console         send the console's bytes to a terminal as they are\n"
 	"                        (there control bytes show as \\x1b by default)\n"
 	"  -q, --quiet           print the guest's console output, nothing else\n"
+	"                        but, for a guest that did not halt, its exit\n"
+	"                        on stderr\n"
 	"\n"
 	"Other options:\n"
 	"  -s, --socket PATH     the daemon's socket (default $KVMRUN_SOCKET, or\n"
-	"                        " KVMRUN_DEFAULT_SOCKET ")\n"
+	"                        " KVMRUN_DEFAULT_SOCKET "), or tls://HOST:PORT for\n"
+	"                        a front terminating TLS (HAProxy)\n"
+	"  --ca FILE             for tls://: the CAs (PEM) the server's certificate\n"
+	"                        must chain to (default $KVMRUN_CA, or the system's)\n"
+	"  --cert FILE           for tls://: this client's certificate (PEM; default\n"
+	"                        $KVMRUN_CERT)\n"
+	"  --key FILE            for tls://: its private key (PEM; default $KVMRUN_KEY)\n"
 	"  --connect-timeout DURATION\n"
 	"                        how long a busy daemon may take to accept\n"
 	"                        (default 5s)\n"
@@ -196,11 +285,15 @@ static const char client_usage_text[] =
 	"                        how long the answer may take (default: the run's\n"
 	"                        timeout plus 10s; 10s for ping and stats; for\n"
 	"                        raw, 70s without any answer)\n"
+	"  --retry N             try again up to N times while the daemon answers\n"
+	"                        busy, waiting 0.1s, 0.2s, 0.4s... (at most 5s)\n"
+	"                        between tries (default 0)\n"
 	"  -j, --json            print the daemon's response line as it is\n"
 	"  --color WHEN          auto (default: on a terminal, unless NO_COLOR is\n"
 	"                        set or TERM=dumb), always or never\n"
 	"  -v, --verbose         say what was chosen for you (the mode of a 64-bit\n"
-	"                        ELF IMAGE)\n"
+	"                        ELF IMAGE), show the request sent and the tries\n"
+	"                        --retry makes\n"
 	"  -h, --help            show this help and exit\n"
 	"  -V, --version         show the version and exit\n"
 	"\n"
@@ -209,13 +302,17 @@ static const char client_usage_text[] =
 	"long mode unless --mode says otherwise.\n"
 	"\n"
 	"Exit status:\n"
-	"  0  the guest halted; for ping, stats and raw: every answer was ok\n"
-	"  1  the guest ended another way (exception, io, mmio, timeout...)\n"
-	"  2  usage error, unreadable file or unusable ELF image\n"
-	"  3  the daemon answered with an error\n"
+	"  0  the guest halted or ran its --max-instructions; for ping, stats and\n"
+	"     raw: every answer was ok\n"
+	"  1  the guest ended another way (exception, io, mmio, timeout...), an\n"
+	"     exit reason newer than the client included\n"
+	"  2  usage error, unreadable file, unusable ELF image, or output that\n"
+	"     could not be written\n"
+	"  3  the daemon answered with an error (for raw: any error answer)\n"
 	"  4  the daemon could not be reached, or its answer was lost or unreadable\n"
 	"  5  the daemon has no usable /dev/kvm (error unavailable): this host\n"
-	"     cannot run guests until KVM works there\n";
+	"     cannot run guests until KVM works there\n"
+	"  6  the daemon had no room (error busy): try again later, or with --retry\n";
 
 /* The tables of names arguments are looked up in. */
 enum client_names {
@@ -290,6 +387,7 @@ static int
 client_parse_number(const char *text, uint64_t *value, const char **end)
 {
 	unsigned int base = 10, digit;
+	int hex;
 	const char *p = text, *digits;
 	uint64_t v = 0;
 
@@ -298,14 +396,10 @@ client_parse_number(const char *text, uint64_t *value, const char **end)
 		p += 2;
 	}
 	for (digits = p;; p++) {
-		if (*p >= '0' && *p <= '9')
-			digit = (unsigned int)(*p - '0');
-		else if (base == 16 && *p >= 'a' && *p <= 'f')
-			digit = (unsigned int)(*p - 'a' + 10);
-		else if (base == 16 && *p >= 'A' && *p <= 'F')
-			digit = (unsigned int)(*p - 'A' + 10);
-		else
+		hex = code_hex_digit(*p);
+		if (hex < 0 || (unsigned int)hex >= base)
 			break;
+		digit = (unsigned int)hex;
 		if (v > (UINT64_MAX - digit) / base)
 			return -ERANGE;
 		v = v * base + digit;
@@ -513,24 +607,49 @@ out:
 	return r;
 }
 
+/* --dump ADDR:LEN, and --dump-file ADDR:LEN:FILE (OPT), whose FILE it records. */
 static int
-client_parse_dump(struct client *c, const char *text)
+client_parse_dump(struct client *c, int opt, const char *text)
 {
+	struct client_dump_file *files;
 	struct kvmrun_range *dumps;
-	char *address_text, *length_text;
+	char *address_text, *length_text, *path = NULL;
 	uint64_t address, length;
 	int r;
 
-	r = client_split(OPT_DUMP, text, ':', "ADDR:LEN", &address_text, &length_text);
+	r = client_split(opt, text, ':', opt == OPT_DUMP ? "ADDR:LEN" : "ADDR:LEN:FILE",
+			 &address_text, &length_text);
 	if (r < 0)
 		return r;
 	r = -1;
-	if (client_parse_u64(OPT_DUMP, text, address_text, UINT64_MAX, &address) < 0 ||
-	    client_parse_size(OPT_DUMP, text, length_text, &length) < 0)
+	if (opt == OPT_DUMP_FILE) {
+		path = strchr(length_text, ':');
+		if (path == NULL || path == length_text || path[1] == '\0') {
+			client_bad(opt, text, "expected ADDR:LEN:FILE");
+			goto out;
+		}
+		*path++ = '\0';
+	}
+	if (client_parse_u64(opt, text, address_text, UINT64_MAX, &address) < 0 ||
+	    client_parse_size(opt, text, length_text, &length) < 0)
 		goto out;
 	if (length == 0) {
-		client_bad(OPT_DUMP, text, "nothing to dump");
+		client_bad(opt, text, "nothing to dump");
 		goto out;
+	}
+	if (path != NULL) {
+		files = reallocarray(c->dump_files, c->dump_file_count + 1,
+				     sizeof(*files));
+		if (files == NULL) {
+			client_error("out of memory");
+			goto out;
+		}
+		c->dump_files = files;
+		/* The path points into TEXT, an argv string that outlives the run. */
+		files[c->dump_file_count++] = (struct client_dump_file){
+			.dump = c->spec.dump_count,
+			.path = text + (path - address_text),
+		};
 	}
 	dumps = reallocarray(c->spec.dumps, c->spec.dump_count + 1, sizeof(*dumps));
 	if (dumps == NULL) {
@@ -562,6 +681,36 @@ client_parse_log_port(struct client *c, const char *text)
 	c->spec.log_ports = ports;
 	ports[c->spec.log_port_count++] = (uint16_t)port;
 	return 0;
+}
+
+/* --return PART,...: the parts of the CPU state the answer is to carry. */
+static int
+client_parse_return(struct client *c, const char *arg)
+{
+	/* In enum kvmrun_state_part's order: part I is bit I. */
+	static const char *const parts[] = { "xstate", "msrs", "descriptors", "cpuid" };
+	const char *p = arg;
+	size_t length;
+
+	for (;;) {
+		size_t i = 0;
+
+		length = strcspn(p, ",");
+		while (i < CLIENT_NELEM(parts) &&
+		       (strlen(parts[i]) != length || strncmp(parts[i], p, length) != 0))
+			i++;
+		if (i == CLIENT_NELEM(parts))
+			return client_bad(OPT_RETURN, arg,
+					  "\"%.*s\" is not xstate, msrs, descriptors "
+					  "or cpuid",
+					  (int)length, p);
+		if (c->spec.returns & 1u << i)
+			return client_bad(OPT_RETURN, arg, "%s is given twice", parts[i]);
+		c->spec.returns |= 1u << i;
+		if (p[length] == '\0')
+			return 0;
+		p += length + 1;
+	}
 }
 
 /* One option of a run; 0 or -1 with a message. */
@@ -617,9 +766,41 @@ client_parse_run_option(struct client *c, int opt, const char *arg)
 	case OPT_LOG_PORT:
 		return client_parse_log_port(c, arg);
 	case OPT_DUMP:
-		return client_parse_dump(c, arg);
+	case OPT_DUMP_FILE:
+		return client_parse_dump(c, opt, arg);
+	case OPT_HEX:
+	case OPT_ASM:
+		if (c->hex != NULL || c->asm_source != NULL)
+			return client_bad(opt, arg, "one --hex or --asm is the image");
+		*(opt == OPT_HEX ? &c->hex : &c->asm_source) = arg;
+		return 0;
+	case OPT_SUMMARY:
+		if (strcmp(arg, "stdout") != 0 && strcmp(arg, "stderr") != 0)
+			return client_bad(opt, arg, "not stdout or stderr");
+		c->summary_stderr = arg[3] == 'e';
+		return 0;
 	case OPT_RAW_CONSOLE:
 		c->raw_console = true;
+		return 0;
+	case OPT_STATE:
+		if (c->state_path != NULL)
+			return client_bad(opt, arg, "one --state file holds the state");
+		c->state_path = arg;
+		return 0;
+	case OPT_RETURN:
+		return client_parse_return(c, arg);
+	case OPT_MAX_INSTRUCTIONS:
+		if (client_parse_u64(opt, arg, arg, UINT64_MAX, &value) < 0)
+			return -1;
+		if (value == 0)
+			return client_bad(opt, arg, "a run executes at least 1 instruction");
+		c->spec.max_instructions = value;
+		return 0;
+	case OPT_TRACE:
+		c->spec.trace = true;
+		return 0;
+	case OPT_CHANGES:
+		c->spec.changes = true;
 		return 0;
 	case 'q':
 		c->quiet = true;
@@ -638,7 +819,7 @@ client_bad_long_option(const char *arg)
 	const char *name = arg + 2;
 	size_t length = strcspn(name, "=");
 	const struct option *found = NULL;
-	int matches = 0;
+	int matches = 0, shown = 0;
 
 	for (const struct option *o = client_options; o->name != NULL; o++) {
 		if (strncmp(o->name, name, length) != 0)
@@ -663,7 +844,8 @@ client_bad_long_option(const char *arg)
 		name);
 	for (const struct option *o = client_options; o->name != NULL; o++)
 		if (strncmp(o->name, name, length) == 0)
-			fprintf(stderr, "%s --%s", --matches > 0 ? "" : " or", o->name);
+			fprintf(stderr, "%s --%s", shown++ == 0 ? "" : shown == matches ? " or" : ",",
+				o->name);
 	fputc('\n', stderr);
 }
 
@@ -690,8 +872,17 @@ client_check_stdin(const struct client *c)
 {
 	char first[48] = "";
 
-	if (strcmp(c->image_path, "-") == 0)
+	if (c->image_path != NULL && strcmp(c->image_path, "-") == 0)
 		snprintf(first, sizeof(first), "the IMAGE");
+	if (c->state_path != NULL && strcmp(c->state_path, "-") == 0) {
+		if (first[0] != '\0') {
+			client_error("stdin (-) can be read only once, but %s and "
+				     "--state - both name it",
+				     first);
+			return -1;
+		}
+		snprintf(first, sizeof(first), "--state -");
+	}
 	for (size_t i = 0; i < c->region_count; i++) {
 		if (strcmp(c->regions[i].path, "-") != 0)
 			continue;
@@ -717,6 +908,7 @@ client_parse_args(struct client *c, int argc, char **argv)
 	struct client_operands operands = {0};
 	const char **operand = operands.list;
 	int opt, i = -1, *timeout;
+	uint64_t value;
 
 	/* '-' hands back operands in place, so options may follow the command. */
 	opterr = 0;
@@ -739,6 +931,15 @@ client_parse_args(struct client *c, int argc, char **argv)
 		case 'v':
 			c->verbose = true;
 			break;
+		case OPT_CA:
+			c->tls_ca = optarg;
+			break;
+		case OPT_CERT:
+			c->tls_cert = optarg;
+			break;
+		case OPT_KEY:
+			c->tls_key = optarg;
+			break;
 		case OPT_COLOR:
 			i = client_lookup(CLIENT_NAMES_COLOR, OUTPUT_COLOR_COUNT, optarg);
 			if (i < 0)
@@ -752,6 +953,12 @@ client_parse_args(struct client *c, int argc, char **argv)
 							     : &c->response_timeout_ms;
 			if (client_parse_duration(opt, optarg, timeout) < 0)
 				return -1;
+			break;
+		case OPT_RETRY:
+			if (client_parse_u64(opt, optarg, optarg, CLIENT_RETRY_MAX,
+					     &value) < 0)
+				return -1;
+			c->retries = (unsigned int)value;
 			break;
 		case 'j':
 			c->json = true;
@@ -807,8 +1014,17 @@ client_parse_args(struct client *c, int argc, char **argv)
 		}
 		return 0;
 	}
+	if (c->hex != NULL || c->asm_source != NULL) {
+		if (operands.count > 0) {
+			client_error("--%s gives the image: no IMAGE %s besides",
+				     c->hex != NULL ? "hex" : "asm", operand[0]);
+			return -1;
+		}
+		return client_check_stdin(c);
+	}
 	if (operands.count == 0) {
-		client_error("run needs an IMAGE (a file, or - for stdin)");
+		client_error(
+			"run needs an IMAGE (a file, or - for stdin), --hex or --asm");
 		return -1;
 	}
 	if (operands.count > 1) {
@@ -908,17 +1124,50 @@ client_file_error(const struct client *c, const char *name, int r)
 		client_error("%s: %s", name, strerror(-r));
 }
 
-/* Reads the image and the regions into the spec; -1 with a message. */
+/* --hex or --asm as the spec's image; -1 with a message. */
 static int
-client_load_files(struct client *c)
+client_load_code(struct client *c)
 {
-	const char *name = client_file_name(c->image_path);
-	struct kvmrun_blob *regions, *blob;
-	struct kvmrun_error err;
+	char why[KVMRUN_ERROR_MESSAGE_MAX];
 	uint8_t *data;
 	size_t length;
 	int r;
 
+	if (c->hex != NULL)
+		r = code_from_hex(c->hex, &data, &length, why, sizeof(why));
+	else
+		r = code_assemble(c->asm_source, c->spec.mode, c->spec.image.address,
+				  &data, &length, why, sizeof(why));
+	if (r < 0) {
+		client_error("--%s: %s", c->hex != NULL ? "hex" : "asm", why);
+		return -1;
+	}
+	if (length > client_flat_max(c)) {
+		free(data);
+		client_error("--%s: %zu bytes, larger than guest memory (0x%" PRIx64
+			     " bytes): give a larger --memory",
+			     c->hex != NULL ? "hex" : "asm", length,
+			     c->spec.memory_size);
+		return -1;
+	}
+	c->spec.image.data = data;
+	c->spec.image.length = length;
+	return 0;
+}
+
+/* Reads the image file into the spec; -1 with a message. */
+static int
+client_load_image(struct client *c)
+{
+	struct kvmrun_error err;
+	const char *name;
+	uint8_t *data;
+	size_t length;
+	int r;
+
+	if (c->hex != NULL || c->asm_source != NULL)
+		return client_load_code(c);
+	name = client_file_name(c->image_path);
 	r = client_read_file(c->image_path, client_flat_max(c), &data, &length);
 	if (r < 0) {
 		client_file_error(c, name, r);
@@ -952,7 +1201,21 @@ client_load_files(struct client *c)
 		c->spec.image.data = data;
 		c->spec.image.length = length;
 	}
+	return 0;
+}
 
+/* Reads the image and the regions into the spec; -1 with a message. */
+static int
+client_load_files(struct client *c)
+{
+	struct kvmrun_blob *regions, *blob;
+	const char *name;
+	uint8_t *data;
+	size_t length;
+	int r;
+
+	if (client_load_image(c) < 0)
+		return -1;
 	for (size_t i = 0; i < c->region_count; i++) {
 		name = client_file_name(c->regions[i].path);
 		r = client_read_file(c->regions[i].path, client_flat_max(c), &data,
@@ -1000,7 +1263,10 @@ client_connect(const struct client *c)
 		return NULL;
 	}
 	kvmrun_set_timeouts(conn, c->connect_timeout_ms, c->response_timeout_ms);
-	if (kvmrun_connect(conn) == 0)
+	if (kvmrun_set_tls(conn, c->tls_ca != NULL ? c->tls_ca : getenv("KVMRUN_CA"),
+			   c->tls_cert != NULL ? c->tls_cert : getenv("KVMRUN_CERT"),
+			   c->tls_key != NULL ? c->tls_key : getenv("KVMRUN_KEY")) == 0 &&
+	    kvmrun_connect(conn) == 0)
 		return conn;
 	err = kvmrun_last_error(conn);
 	path = kvmrun_socket_path(conn);
@@ -1009,7 +1275,9 @@ client_connect(const struct client *c)
 		kvmrun_close(conn);
 		return NULL;
 	}
-	if (err->errnum == ENOENT || err->errnum == ECONNREFUSED)
+	if (err->errnum == ECONNREFUSED && strncmp(path, "tls://", 6) == 0)
+		hint = " (is HAProxy listening there?)";
+	else if (err->errnum == ENOENT || err->errnum == ECONNREFUSED)
 		hint = " (is kvmrund or kvmrund.socket running?)";
 	else if (err->errnum == EACCES)
 		hint = " (is this user allowed to use the socket?)";
@@ -1018,20 +1286,54 @@ client_connect(const struct client *c)
 	return NULL;
 }
 
+/* -v: the line about to be sent, JSON and so free of control bytes. */
+static void
+client_show_request(const struct kvmrun_conn *conn, enum kvmrun_op op,
+		    const struct kvmrun_spec *spec)
+{
+	size_t length;
+	char *line;
+
+	line = kvmrun_request_line(conn, op, spec, &length);
+	if (line == NULL) {
+		client_error("out of memory");
+		return;
+	}
+	client_error("request: %s", line);
+	free(line);
+}
+
+static uint64_t
+client_now_ns(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC cannot fail where the client runs at all. */
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /*
  * Sends one request and takes its answer; prints the answer's line as it is
- * under --json.  0 with ANSWER to free, or an exit status after a message.
+ * under --json, but for a busy answer that will be tried again (not
+ * LAST_TRY).  *RTT_NS is the time from the request to its answer.  0 with
+ * ANSWER to free, or an exit status after a message.
  */
 static int
-client_exchange(const struct client *c, enum kvmrun_op op, struct kvmrun_answer *answer)
+client_exchange(const struct client *c, enum kvmrun_op op, bool last_try,
+		struct kvmrun_answer *answer, uint64_t *rtt_ns)
 {
 	const struct kvmrun_error *err;
 	struct kvmrun_conn *conn;
 	int status = CLIENT_EXIT_UNREACHABLE;
+	uint64_t start;
 
 	conn = client_connect(c);
 	if (conn == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
+	if (c->verbose)
+		client_show_request(conn, op, op == KVMRUN_OP_RUN ? &c->spec : NULL);
+	start = client_now_ns();
 	if (kvmrun_submit(conn, op, op == KVMRUN_OP_RUN ? &c->spec : NULL) < 0 ||
 	    kvmrun_next(conn, answer) < 0) {
 		err = kvmrun_last_error(conn);
@@ -1040,7 +1342,8 @@ client_exchange(const struct client *c, enum kvmrun_op op, struct kvmrun_answer 
 			status = CLIENT_EXIT_USAGE;
 		goto out;
 	}
-	if (c->json)
+	*rtt_ns = client_now_ns() - start;
+	if (c->json && (last_try || answer->error.code != KVMRUN_ERR_BUSY))
 		printf("%s\n", answer->line);
 	/* Unreadable, for another id or of the wrong kind. */
 	if (answer->error.code == KVMRUN_ERR_PROTOCOL) {
@@ -1054,23 +1357,236 @@ out:
 	return status;
 }
 
+static void
+client_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * client_exchange, tried again after a busy answer up to --retry times, a
+ * new connection each time, waiting twice as long before each try.
+ */
+static int
+client_request(const struct client *c, enum kvmrun_op op, struct kvmrun_answer *answer,
+	       uint64_t *rtt_ns)
+{
+	unsigned int wait_ms = CLIENT_RETRY_FIRST_MS;
+	int status;
+
+	for (unsigned int try = 0;; try++) {
+		status = client_exchange(c, op, try == c->retries, answer, rtt_ns);
+		if (status != 0 || answer->error.code != KVMRUN_ERR_BUSY ||
+		    try == c->retries)
+			return status;
+		if (c->verbose)
+			client_error("daemon: busy: %s; try %u of %u in %u ms",
+				     answer->error.message, try + 2, c->retries + 1,
+				     wait_ms);
+		kvmrun_answer_free(answer);
+		client_sleep_ms(wait_ms);
+		wait_ms = wait_ms * 2 < CLIENT_RETRY_LONGEST_MS
+				  ? wait_ms * 2
+				  : CLIENT_RETRY_LONGEST_MS;
+	}
+}
+
+/* SIZE as --memory takes it: 256M, 4K, or 0x... bytes. */
+static void
+client_size_text(uint64_t size, char *text, size_t text_size)
+{
+	static const char units[] = "GMK";
+
+	for (int i = 0; i < 3; i++) {
+		unsigned int shift = 30 - 10 * (unsigned int)i;
+
+		if (size != 0 && size % (UINT64_C(1) << shift) == 0) {
+			snprintf(text, text_size, "%" PRIu64 "%c", size >> shift,
+				 units[i]);
+			return;
+		}
+	}
+	snprintf(text, text_size, "0x%" PRIx64, size);
+}
+
+/*
+ * A too_large about a field one of the client's options sets ("memory_size:
+ * 1073741824 is over the limit of 268435456 (--max-memory)"), said in the
+ * option's terms.  False when MESSAGE is no such message.
+ */
+static bool
+client_limit_error(const char *message)
+{
+	static const struct {
+		const char *field;
+		const char *option;
+		char kind; /* a Size, a duration in Ms or a Count of options */
+	} fields[] = {
+		{"memory_size", "--memory", 'S'}, {"timeout_ms", "--timeout", 'M'},
+		{"regions", "--region", 'C'},	  {"dump", "--dump", 'C'},
+		{"log_ports", "--log-port", 'C'},
+	};
+	char field[32], daemon_option[48], given[32], most[32];
+	uint64_t value, limit;
+
+	if (sscanf(message, "%31[a-z_]: %" SCNu64 "%*[^0-9]%" SCNu64 " (%47[^)])",
+		   field, &value, &limit, daemon_option) != 4)
+		return false;
+	for (size_t i = 0; i < CLIENT_NELEM(fields); i++) {
+		if (strcmp(field, fields[i].field) != 0)
+			continue;
+		switch (fields[i].kind) {
+		case 'S':
+			client_size_text(value, given, sizeof(given));
+			client_size_text(limit, most, sizeof(most));
+			client_error("%s %s: more than the daemon allows, at most %s "
+				     "(its %s)",
+				     fields[i].option, given, most, daemon_option);
+			break;
+		case 'M':
+			client_error("%s %" PRIu64
+				     "ms: longer than the daemon allows, at most "
+				     "%" PRIu64 "ms (its %s)",
+				     fields[i].option, value, limit, daemon_option);
+			break;
+		default:
+			client_error("%s given %" PRIu64
+				     " times: more than the daemon allows, "
+				     "at most %" PRIu64 " (its %s)",
+				     fields[i].option, value, limit, daemon_option);
+			break;
+		}
+		return true;
+	}
+	return false;
+}
+
 /* The daemon's error: its code and message, and the exit status they make. */
 static int
 client_daemon_error(const struct kvmrun_error *err)
 {
+	if (err->code == KVMRUN_ERR_TOO_LARGE && client_limit_error(err->message))
+		return CLIENT_EXIT_DAEMON;
 	/* A newer daemon's code leads its message ("new_code: message"). */
 	if (err->code == KVMRUN_ERR_UNKNOWN)
 		client_error("daemon: %s", err->message);
 	else
 		client_error("daemon: %s: %s", kvmrun_strerror(err->code), err->message);
-	/* Scripts can tell "this host cannot run guests" from a bad request. */
-	return err->code == KVMRUN_ERR_UNAVAILABLE ? CLIENT_EXIT_UNAVAILABLE
-						   : CLIENT_EXIT_DAEMON;
+	/* Scripts tell "this host cannot run guests" and "retry" from a bad request. */
+	switch (err->code) {
+	case KVMRUN_ERR_UNAVAILABLE:
+		return CLIENT_EXIT_UNAVAILABLE;
+	case KVMRUN_ERR_BUSY:
+		return CLIENT_EXIT_BUSY;
+	default:
+		return CLIENT_EXIT_DAEMON;
+	}
+}
+
+/*
+ * Writes each --dump-file's dump to its file and takes it out of RESULT,
+ * so that the summary shows the others.  0, or -1 after a message.
+ */
+static int
+client_write_dumps(const struct client *c, struct kvmrun_result *result)
+{
+	const struct kvmrun_blob *dump;
+	size_t kept = 0, done;
+	ssize_t n;
+	int fd, r = 0;
+
+	for (size_t i = 0; i < c->dump_file_count && r == 0; i++) {
+		if (c->dump_files[i].dump >= result->dump_count) {
+			client_error("%s: the daemon sent no dump for it",
+				     c->dump_files[i].path);
+			return -1;
+		}
+		dump = &result->dumps[c->dump_files[i].dump];
+		fd = open(c->dump_files[i].path,
+			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		if (fd == -1) {
+			client_error("%s: %s", c->dump_files[i].path, strerror(errno));
+			return -1;
+		}
+		for (done = 0; done < dump->length; done += (size_t)n) {
+			n = write(fd, dump->data + done, dump->length - done);
+			if (n == -1 && errno == EINTR) {
+				n = 0;
+				continue;
+			}
+			if (n == -1)
+				break;
+		}
+		if (done < dump->length || close(fd) == -1) {
+			client_error("%s: %s", c->dump_files[i].path, strerror(errno));
+			if (done < dump->length)
+				(void)close(fd);
+			r = -1;
+		}
+	}
+	for (size_t i = 0; i < result->dump_count; i++) {
+		bool to_file = false;
+
+		for (size_t k = 0; k < c->dump_file_count; k++)
+			to_file = to_file || c->dump_files[k].dump == i;
+		if (to_file)
+			free(result->dumps[i].data);
+		else
+			result->dumps[kept++] = result->dumps[i];
+	}
+	result->dump_count = kept;
+	return r;
+}
+
+/*
+ * --state FILE into the spec, read once the mode is known (a descriptor
+ * cache is real mode's); -1 with a message naming the file.
+ */
+static int
+client_load_state(struct client *c)
+{
+	struct kvmrun_error err;
+	const char *name;
+	uint8_t *data;
+	size_t length;
+	int r;
+
+	if (c->state_path == NULL)
+		return 0;
+	name = client_file_name(c->state_path);
+	r = client_read_file(c->state_path, CLIENT_STATE_FILE_MAX, &data, &length);
+	if (r == -E2BIG || r == -EFBIG) {
+		client_error("--state %s: larger than %u KiB, more than any state",
+			     name, CLIENT_STATE_FILE_MAX >> 10);
+		return -1;
+	}
+	if (r < 0) {
+		client_error("--state %s: %s", name, strerror(-r));
+		return -1;
+	}
+	r = state_file_parse((const char *)data, length, &c->spec, &err);
+	free(data);
+	if (r < 0) {
+		client_error("--state %s: %s", name, err.message);
+		return -1;
+	}
+	if (r == 1 && c->segs_set) {
+		client_error("--state %s: its segments and --seg both set the segments: "
+			     "give them in one place",
+			     name);
+		return -1;
+	}
+	return 0;
 }
 
 /*
  * What the mode, once known (--mode, the ELF class or real mode), rules
- * out: said here in the client's terms, not the daemon's.
+ * out, and options that need others: said here in the client's terms, not
+ * the daemon's.
  */
 static int
 client_check_mode(const struct client *c)
@@ -1087,6 +1603,11 @@ client_check_mode(const struct client *c)
 			     "engine sets the segments (leave --seg out)", mode);
 		return -1;
 	}
+	if (c->spec.trace && c->spec.max_instructions == 0) {
+		client_error("--trace needs --max-instructions: a run is traced by "
+			     "stepping it");
+		return -1;
+	}
 	return 0;
 }
 
@@ -1094,19 +1615,25 @@ static int
 client_run(struct client *c, const struct output *out)
 {
 	struct kvmrun_answer answer;
+	uint64_t rtt_ns;
 	int status;
 
-	if (client_load_files(c) < 0 || client_check_mode(c) < 0)
+	if (client_load_files(c) < 0 || client_load_state(c) < 0 ||
+	    client_check_mode(c) < 0)
 		return CLIENT_EXIT_USAGE;
-	status = client_exchange(c, KVMRUN_OP_RUN, &answer);
+	status = client_request(c, KVMRUN_OP_RUN, &answer, &rtt_ns);
 	if (status != 0)
 		return status;
 	if (answer.error.code != KVMRUN_OK) {
 		status = client_daemon_error(&answer.error);
+	} else if (client_write_dumps(c, &answer.result) < 0) {
+		status = CLIENT_EXIT_USAGE;
 	} else {
 		if (!c->json)
 			output_result(out, &answer.result);
-		status = answer.result.exit.reason == KVMRUN_EXIT_HLT
+		/* A run stepped to its --max-instructions ended as asked. */
+		status = answer.result.exit.reason == KVMRUN_EXIT_HLT ||
+					 answer.result.exit.reason == KVMRUN_EXIT_STEP_LIMIT
 				 ? CLIENT_EXIT_HALTED
 				 : CLIENT_EXIT_ENDED;
 	}
@@ -1120,15 +1647,23 @@ client_query(struct client *c, const struct output *out)
 {
 	bool ping = c->command == CLIENT_PING;
 	struct kvmrun_answer answer;
+	uint64_t rtt_ns;
 	int status;
 
-	status = client_exchange(c, ping ? KVMRUN_OP_PING : KVMRUN_OP_STATS, &answer);
+	status = client_request(c, ping ? KVMRUN_OP_PING : KVMRUN_OP_STATS, &answer,
+				&rtt_ns);
 	if (status != 0)
 		return status;
+	/* Fields this client reads may mean other things in another version. */
+	if (ping && answer.error.code == KVMRUN_OK &&
+	    answer.ping.protocol != KVMRUN_PROTOCOL_VERSION)
+		client_error("warning: the daemon speaks protocol %d, this client %d: "
+			     "its answers may be misread (use a client of its version)",
+			     answer.ping.protocol, KVMRUN_PROTOCOL_VERSION);
 	if (answer.error.code != KVMRUN_OK)
 		status = client_daemon_error(&answer.error);
 	else if (ping && !c->json)
-		output_ping(out, &answer.ping);
+		output_ping(out, &answer.ping, rtt_ns);
 	else if (!c->json)
 		output_stats(out, &answer.stats);
 	kvmrun_answer_free(&answer);
@@ -1345,6 +1880,11 @@ main(int argc, char **argv)
 	struct output out;
 	int status, r;
 
+	/* capture and replay have options of their own (vector-run.h). */
+	if (argc > 1 && strcmp(argv[1], "capture") == 0)
+		return vector_capture_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "replay") == 0)
+		return vector_replay_main(argc - 1, argv + 1);
 	kvmrun_spec_init(&c.spec);
 	r = client_parse_args(&c, argc, argv);
 	if (r != 0) {
@@ -1353,7 +1893,8 @@ main(int argc, char **argv)
 		status = r < 0 ? CLIENT_EXIT_USAGE : 0;
 		goto out;
 	}
-	output_init(&out, stdout, c.quiet, c.color, c.raw_console);
+	output_init(&out, stdout, c.summary_stderr ? stderr : stdout, c.quiet, c.color,
+		    c.raw_console);
 
 	if (c.command == CLIENT_RUN)
 		status = client_run(&c, &out);
@@ -1372,5 +1913,6 @@ out:
 	}
 	kvmrun_spec_free(&c.spec);
 	free(c.regions);
+	free(c.dump_files);
 	return status;
 }

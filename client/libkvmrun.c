@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "tls.h"
 #include "kvmrun-proto.h"
 #include "kvmrun.h"
 
@@ -42,6 +43,8 @@ struct lib_pending {
 struct kvmrun_conn {
 	struct conn line; /* the socket (fd -1 over callbacks) and read buffer */
 	char *path;	  /* the socket's path; NULL over callbacks */
+	/* For a tls:// path: the CA, certificate and key files (tls.h). */
+	char *tls_file[3];
 	struct kvmrun_io io;
 	void *user_data;
 	int connect_timeout_ms;
@@ -134,7 +137,37 @@ kvmrun_open(const char *path)
 		return NULL;
 	}
 	conn_init(&conn->line, path, LIB_MAX_LINE);
+	if (kvmrun_set_tls(conn, getenv("KVMRUN_CA"), getenv("KVMRUN_CERT"),
+			   getenv("KVMRUN_KEY")) < 0) {
+		kvmrun_close(conn);
+		return NULL;
+	}
 	return conn;
+}
+
+int
+kvmrun_set_tls(struct kvmrun_conn *conn, const char *ca, const char *cert,
+	       const char *key)
+{
+	const char *given[3] = { ca, cert, key };
+	char *copy[3] = { NULL, NULL, NULL };
+
+	for (int i = 0; i < 3; i++) {
+		if (given[i] == NULL || given[i][0] == '\0')
+			continue;
+		copy[i] = strdup(given[i]);
+		if (copy[i] == NULL) {
+			free(copy[0]);
+			free(copy[1]);
+			return lib_fail(conn, KVMRUN_ERR_NOMEM, ENOMEM,
+					"out of memory");
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		free(conn->tls_file[i]);
+		conn->tls_file[i] = copy[i];
+	}
+	return 0;
 }
 
 struct kvmrun_conn *
@@ -163,6 +196,8 @@ kvmrun_close(struct kvmrun_conn *conn)
 	conn_close(&conn->line);
 	free(conn->pending);
 	free(conn->path);
+	for (int i = 0; i < 3; i++)
+		free(conn->tls_file[i]);
 	free(conn);
 }
 
@@ -171,10 +206,19 @@ kvmrun_connect(struct kvmrun_conn *conn)
 {
 	struct conn_error cerr;
 
+	const struct tls_files files = { conn->tls_file[0], conn->tls_file[1],
+					 conn->tls_file[2] };
+	int r;
+
 	if (conn->path == NULL || conn->line.fd != -1)
 		return 0;
-	if (conn_open(&conn->line, conn->path, conn->connect_timeout_ms, LIB_MAX_LINE,
-		      &cerr) < 0)
+	if (tls_is_address(conn->path))
+		r = tls_open(&conn->line, conn->path, &files, conn->connect_timeout_ms,
+			     LIB_MAX_LINE, &cerr);
+	else
+		r = conn_open(&conn->line, conn->path, conn->connect_timeout_ms,
+			      LIB_MAX_LINE, &cerr);
+	if (r < 0)
 		return lib_fail(conn, KVMRUN_ERR_CONNECTION, cerr.errnum, "%s",
 				cerr.message);
 	return 0;
@@ -333,6 +377,21 @@ kvmrun_submit(struct kvmrun_conn *conn, enum kvmrun_op op,
 	return r;
 }
 
+char *
+kvmrun_request_line(const struct kvmrun_conn *conn, enum kvmrun_op op,
+		    const struct kvmrun_spec *spec, size_t *length)
+{
+	char id[24], *line;
+
+	if ((unsigned int)op >= KVMRUN_OP_COUNT || (op == KVMRUN_OP_RUN) != (spec != NULL))
+		return NULL;
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)conn->next_id);
+	line = proto_format_request(id, op, spec, length);
+	if (line != NULL)
+		line[--*length] = '\0';
+	return line;
+}
+
 int
 kvmrun_submit_line(struct kvmrun_conn *conn, const char *line, size_t length)
 {
@@ -469,6 +528,7 @@ lib_answer_take(struct kvmrun_answer *answer, struct proto_response *resp)
 		memcpy(ping->mode_supported, kvm->mode_supported,
 		       sizeof(ping->mode_supported));
 		snprintf(ping->kvm_reason, sizeof(ping->kvm_reason), "%s", kvm->reason);
+		ping->paged = kvm->paged;
 		break;
 	case PROTO_RESPONSE_STATS:
 		answer->stats = resp->stats;

@@ -22,8 +22,10 @@ enum output_color {
 
 struct output {
 	FILE *fp;
-	bool quiet;   /* the console bytes and nothing else */
-	bool color;
+	FILE *summary;	       /* a run's summary: FP, or stderr (--summary stderr) */
+	bool quiet;	       /* the console bytes, and why a run failed on stderr */
+	bool color;	       /* on FP */
+	bool summary_color;    /* on SUMMARY */
 	bool visible; /* control bytes from the daemon shown as \x1b, not sent */
 };
 
@@ -37,11 +39,20 @@ const char *output_color_name(enum output_color color);
  * control bytes (but \n and \t) shown as \xNN, unless RAW_CONSOLE; other
  * output gets the bytes as they are.
  */
-void output_init(struct output *out, FILE *fp, bool quiet, enum output_color color,
-		 bool raw_console);
+void output_init(struct output *out, FILE *fp, FILE *summary, bool quiet,
+		 enum output_color color, bool raw_console);
 
+/*
+ * The console bytes on FP, then the summary on SUMMARY: after a line that
+ * ends the console when they share a stream, registers at the width of
+ * the mode the guest ended in, then the CPU state, trace and changes the
+ * run returned.  Quiet: a run that did not halt (or step to its
+ * max_instructions) says its exit on stderr.
+ */
 void output_result(const struct output *out, const struct kvmrun_result *result);
-void output_ping(const struct output *out, const struct kvmrun_ping *ping);
+/* The ping's answer, and RTT_NS, the time from the request to it. */
+void output_ping(const struct output *out, const struct kvmrun_ping *ping,
+		 uint64_t rtt_ns);
 void output_stats(const struct output *out, const struct kvmrun_stats *stats);
 
 #endif

@@ -15,6 +15,7 @@
 
 struct host_watch {
 	const char *path;
+	const struct vm_host_options *options;
 	struct kvmrun_host *host;
 	int last_errno; /* of the failed probe, so a change is logged once */
 	struct kvmrun_error reason;
@@ -59,10 +60,13 @@ host_probe(struct host_watch *hw)
 	int rc;
 
 	hw->probed_ms = host_now_ms();
-	rc = vm_host_open(hw->path, &hw->host, &err);
+	rc = vm_host_open_with(hw->path, hw->options, &hw->host, &err);
 	if (rc == 0) {
 		log_info("host", "KVM available: %s, API version %d", hw->path,
 			 vm_host_api_version(hw->host));
+		if (vm_host_paging(hw->host) == KVMRUN_PAGING_COMPAT)
+			log_info("host", "paged mode runs in compatibility mode (long-mode "
+				 "page tables and IDT, 32-bit code segments)");
 		for (int mode = 0; mode < KVMRUN_MODE_COUNT; mode++) {
 			const char *why = vm_host_mode_unsupported(hw->host, mode);
 
@@ -91,7 +95,8 @@ host_probe(struct host_watch *hw)
 }
 
 int
-host_watch_create(const char *path, struct host_watch **hwp, struct kvmrun_error *err)
+host_watch_create(const char *path, const struct vm_host_options *options,
+		  struct host_watch **hwp, struct kvmrun_error *err)
 {
 	struct host_watch *hw;
 	int rc;
@@ -105,6 +110,7 @@ host_watch_create(const char *path, struct host_watch **hwp, struct kvmrun_error
 		return -ENOMEM;
 	}
 	hw->path = path;
+	hw->options = options;
 	host_probe(hw);
 	*hwp = hw;
 	return 0;

@@ -13,11 +13,12 @@
 struct host_watch;
 
 /*
- * Probes PATH once now and logs the outcome; a missing or unusable device is
- * no failure.  -errno with ERR when the daemon cannot go on (no memory, no
- * signal handler).
+ * Probes PATH once now, and later, with OPTIONS (kept, not copied), and logs
+ * the outcome; a missing or unusable device is no failure.  -errno with ERR
+ * when the daemon cannot go on (no memory, no signal handler).
  */
-int host_watch_create(const char *path, struct host_watch **hwp, struct kvmrun_error *err);
+int host_watch_create(const char *path, const struct vm_host_options *options,
+		      struct host_watch **hwp, struct kvmrun_error *err);
 void host_watch_destroy(struct host_watch *hw);
 
 /*

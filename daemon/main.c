@@ -64,12 +64,17 @@
 
 /* A run's console and io log live in the worker until the answer is sent. */
 #define MAX_OUTPUT_BOUND (64u << 20)
+/* A trace entry is 40 bytes of answer: a million is 40 MB. */
+#define MAX_TRACE_BOUND (1u << 20)
+/* Stepped instructions cost an exit each: more cannot finish in MAX_MS anyway. */
+#define MAX_INSTRUCTIONS_BOUND (1ull << 40)
 #define SIZE_TEXT_MAX 24 /* "18446744073709551615" and a unit */
 #define ID_TEXT_MAX 256	 /* a list of uids or gids in the log, cut short */
 
 struct options {
 	const char *socket_path;
 	const char *kvm_path;
+	struct vm_host_options host;
 	mode_t socket_mode;
 	int verbosity;
 	bool seccomp;
@@ -96,14 +101,18 @@ enum {
 	OPT_VERSION,
 	OPT_MAX_CONSOLE,
 	OPT_MAX_IO_LOG,
+	OPT_MAX_INSTRUCTIONS,
+	OPT_MAX_TRACE,
 	OPT_MAX_REGIONS,
 	OPT_MAX_DUMPS,
 	OPT_MAX_DUMP_BYTES,
 	OPT_MAX_LOG_PORTS,
+	OPT_MAX_CPUID_ENTRIES,
 	OPT_NO_SECCOMP,
 	OPT_SECCOMP_SELFTEST,
 	OPT_ALLOW_UID,
 	OPT_ALLOW_GROUP,
+	OPT_PAGED,
 };
 
 static const struct option long_options[] = {
@@ -122,16 +131,20 @@ static const struct option long_options[] = {
 	{ "max-buffers", required_argument, NULL, OPT_MAX_BUFFERS },
 	{ "max-console", required_argument, NULL, OPT_MAX_CONSOLE },
 	{ "max-io-log", required_argument, NULL, OPT_MAX_IO_LOG },
+	{ "max-instructions", required_argument, NULL, OPT_MAX_INSTRUCTIONS },
+	{ "max-trace", required_argument, NULL, OPT_MAX_TRACE },
 	{ "max-regions", required_argument, NULL, OPT_MAX_REGIONS },
 	{ "max-dumps", required_argument, NULL, OPT_MAX_DUMPS },
 	{ "max-dump-bytes", required_argument, NULL, OPT_MAX_DUMP_BYTES },
 	{ "max-log-ports", required_argument, NULL, OPT_MAX_LOG_PORTS },
+	{ "max-cpuid-entries", required_argument, NULL, OPT_MAX_CPUID_ENTRIES },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "seccomp-selftest", optional_argument, NULL, OPT_SECCOMP_SELFTEST },
 	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
 	{ "allow-group", required_argument, NULL, OPT_ALLOW_GROUP },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "kvm", required_argument, NULL, OPT_KVM },
+	{ "paged", required_argument, NULL, OPT_PAGED },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
@@ -210,6 +223,10 @@ usage(FILE *out)
 		DEFAULT_SOCKET_MODE);
 	fprintf(out, "  --kvm PATH\n\tthe KVM device (default %s)\n",
 		KVMRUN_DEFAULT_KVM_PATH);
+	fprintf(out, "  --paged auto|legacy|compat\n\thow paged mode's 32-bit code "
+		     "is paged: legacy 32-bit paging,\n\tcompatibility mode under "
+		     "long-mode paging, or auto: legacy where\n\tKVM keeps CR0.PG "
+		     "outside long mode, else compat (default auto)\n");
 	fprintf(out, "  --workers N\n\truns at the same time (default %u: CPUs - 1)\n",
 		def.server.workers);
 	fprintf(out,
@@ -261,6 +278,12 @@ usage(FILE *out)
 		"  --max-io-log N\n\tlog-port writes a run may make before it ends "
 		"as output_limit (default %zu)\n",
 		def.server.limits.max_io_log);
+	fprintf(out,
+		"  --max-instructions N\n\ta request's max_instructions, the "
+		"instructions a run\n\tsingle-steps (default %" PRIu64 ")\n"
+		"  --max-trace N\n\ttrace entries a run returns before "
+		"trace_truncated (default %zu)\n",
+		def.server.limits.max_instructions, def.server.limits.max_trace);
 	fprintf(out, "  --allow-uid USER\n\tonly this user (uid or name) and the "
 		     "--allow-group members may connect;\n\trepeatable (default: "
 		     "whoever may open the socket)\n"
@@ -276,6 +299,10 @@ usage(FILE *out)
 		def.server.limits.max_regions, def.server.limits.max_dumps,
 		size_text(def.server.limits.max_dump_bytes, text, sizeof(text)),
 		def.server.limits.max_log_ports);
+	fprintf(out,
+		"  --max-cpuid-entries N\n\tentries in a request's cpuid, at most %u "
+		"(default %zu)\n",
+		KVMRUN_CPUID_ENTRIES_MAX, def.server.limits.max_cpuid_entries);
 	fprintf(out, "  --no-seccomp\n\tdo not install the seccomp filter (for "
 		     "debuggers and valgrind)\n"
 		     "  --seccomp-selftest[=CALL]\n\tinstall the filter and make the "
@@ -294,6 +321,24 @@ option_bad(const char *name, const char *arg, const char *why)
 {
 	fprintf(stderr, "kvmrund: --%s %s: %s\n", name, arg, why);
 	return -EINVAL;
+}
+
+static int
+option_paged(const char *name, const char *arg, enum vm_paged_choice *choice)
+{
+	static const char *const names[] = {
+		[VM_PAGED_AUTO] = "auto",
+		[VM_PAGED_LEGACY] = "legacy",
+		[VM_PAGED_COMPAT] = "compat",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(arg, names[i]) == 0) {
+			*choice = (enum vm_paged_choice)i;
+			return 0;
+		}
+	}
+	return option_bad(name, arg, "not one of auto, legacy, compat");
 }
 
 /* A number in [MIN, MAX]; with SIZED, a K, M or G suffix multiplies it. */
@@ -420,6 +465,8 @@ option_set(struct options *opt, int c, const char *arg)
 	case OPT_KVM:
 		opt->kvm_path = arg;
 		return 0;
+	case OPT_PAGED:
+		return option_paged(name, arg, &opt->host.paged);
 	case OPT_SOCKET_MODE:
 		return option_mode(arg, &opt->socket_mode);
 	case OPT_WORKERS:
@@ -475,6 +522,13 @@ option_set(struct options *opt, int c, const char *arg)
 		rc = option_number(name, arg, false, 1, MAX_OUTPUT_BOUND, &n);
 		cfg->limits.max_io_log = (size_t)n;
 		return rc;
+	case OPT_MAX_INSTRUCTIONS:
+		return option_number(name, arg, false, 1, MAX_INSTRUCTIONS_BOUND,
+				     &cfg->limits.max_instructions);
+	case OPT_MAX_TRACE:
+		rc = option_number(name, arg, false, 1, MAX_TRACE_BOUND, &n);
+		cfg->limits.max_trace = (size_t)n;
+		return rc;
 	case OPT_MAX_REGIONS:
 		rc = option_number(name, arg, false, 0, MAX_LIST_ENTRIES, &n);
 		cfg->limits.max_regions = (size_t)n;
@@ -489,6 +543,11 @@ option_set(struct options *opt, int c, const char *arg)
 	case OPT_MAX_LOG_PORTS:
 		rc = option_number(name, arg, false, 0, MAX_LIST_ENTRIES, &n);
 		cfg->limits.max_log_ports = (size_t)n;
+		return rc;
+	case OPT_MAX_CPUID_ENTRIES:
+		/* KVM takes no larger table: more could only fail later. */
+		rc = option_number(name, arg, false, 0, KVMRUN_CPUID_ENTRIES_MAX, &n);
+		cfg->limits.max_cpuid_entries = (size_t)n;
 		return rc;
 	case OPT_NO_SECCOMP:
 		opt->seccomp = false;
@@ -532,7 +591,8 @@ options_check(const struct options *opt)
 		fprintf(stderr,
 			"kvmrund: --max-output %s is less than the longest answer a run "
 			"may have, %s (an id as long as --max-line, --max-console, "
-			"--max-io-log and --max-dump-bytes at their bounds); raise "
+			"--max-io-log, --max-trace and --max-dump-bytes at their "
+			"bounds); raise "
 			"--max-output or lower those\n",
 			size_text(cfg->max_output, a, sizeof(a)), size_text(answer, b, sizeof(b)));
 		return -EINVAL;
@@ -698,7 +758,7 @@ main(int argc, char **argv)
 	}
 
 	/* Without KVM the daemon serves all the same and says why runs fail. */
-	if (host_watch_create(opt.kvm_path, &hosts, &err) < 0) {
+	if (host_watch_create(opt.kvm_path, &opt.host, &hosts, &err) < 0) {
 		log_errx("main", "%s", err.message);
 		goto out_free_options;
 	}

@@ -108,6 +108,7 @@ request_ping(struct request_handler *h, const char *id_json, size_t *lengthp)
 		for (int mode = 0; mode < KVMRUN_MODE_COUNT; mode++)
 			kvm.mode_supported[mode] =
 				vm_host_mode_unsupported(host, mode) == NULL;
+		kvm.paged = vm_host_paging(host);
 	}
 	return proto_format_ping(id_json, PACKAGE_VERSION, &kvm, lengthp);
 }

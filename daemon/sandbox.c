@@ -55,6 +55,11 @@ static const unsigned long allowed_ioctls[] = {
 	KVM_SET_TSS_ADDR, KVM_ENABLE_CAP, KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU,
 	KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2, KVM_SET_XCRS, KVM_GET_REGS, KVM_SET_REGS,
 	KVM_GET_SREGS, KVM_SET_SREGS, KVM_RUN, TCGETS,
+	/* The CPU state (vm-x86-state.c). */
+	KVM_GET_MSR_INDEX_LIST, KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_SET_XSAVE, KVM_GET_XCRS,
+	KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_CPUID2,
+	/* max_instructions and changes (vm-observe.c). */
+	KVM_SET_GUEST_DEBUG, KVM_GET_DIRTY_LOG,
 };
 
 /* What a thread (and nothing else: no fork, no namespace) is cloned with. */

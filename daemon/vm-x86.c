@@ -36,7 +36,6 @@
 #define PTE_PS (1ull << 7)
 
 #define CPUID_1_ECX_XSAVE (1u << 26)
-#define XCR0_X87_SSE_AVX 0x7ull
 
 /* GDT selectors; the user ones carry RPL 3. */
 enum {
@@ -107,11 +106,26 @@ vm_x86_host_init(struct vm_x86_host *x86, const struct kvm_cpuid2 *cpuid, bool h
 	const struct kvm_cpuid_entry2 *leafd = cpuid_find(cpuid, 0xd, 0);
 
 	x86->cpuid = cpuid;
+	x86->paging = KVMRUN_PAGING_LEGACY;
 	x86->has_xcrs = has_xcrs && leaf1 != NULL && (leaf1->ecx & CPUID_1_ECX_XSAVE) &&
 			leafd != NULL;
-	x86->xcr0_supported = 0;
-	if (x86->has_xcrs)
-		x86->xcr0_supported = ((uint64_t)leafd->edx << 32 | leafd->eax) & XCR0_X87_SSE_AVX;
+}
+
+enum kvmrun_paging
+vm_x86_paging(const struct kvmrun_spec *spec, const struct vm_x86_host *x86)
+{
+	return spec->mode == KVMRUN_MODE_PAGED ? x86->paging : KVMRUN_PAGING_NONE;
+}
+
+/*
+ * Whether the vCPU runs with EFER.LMA: long mode, and paged mode in
+ * compatibility mode.  Then the page tables, IDT, TSS and exception frames
+ * are long mode's whatever the code segment; 32-bit code stays 32-bit.
+ */
+static bool
+runs_ia32e(const struct kvmrun_spec *spec, enum kvmrun_paging paging)
+{
+	return spec->mode == KVMRUN_MODE_LONG || paging == KVMRUN_PAGING_COMPAT;
 }
 
 static bool
@@ -335,10 +349,15 @@ start_segments(const struct kvmrun_spec *spec, struct kvm_segment *cs, struct kv
 	*data = segment_flat(user ? SEL_UDATA : SEL_KDATA, SEG_TYPE_DATA, limit, false);
 }
 
+/*
+ * IA32E: long mode's page tables, 64-bit IDT gates (whose handler CS is the
+ * 64-bit code segment, as the CPU demands there) and 64-bit TSS, also for
+ * paged mode's 32-bit code in compatibility mode.
+ */
 static void
-reserved_area_write(uint8_t *mem, const struct kvmrun_spec *spec, struct kvm_sregs *sregs)
+reserved_area_write(uint8_t *mem, const struct kvmrun_spec *spec, bool ia32e,
+		    struct kvm_sregs *sregs)
 {
-	bool long_mode = spec->mode == KVMRUN_MODE_LONG;
 	uint64_t reserved = vm_x86_reserved_base(spec->mode, spec->memory_size);
 	uint64_t *gdt = (uint64_t *)(mem + reserved + VM_X86_RSV_GDT);
 	uint64_t tss = reserved + VM_X86_RSV_TSS;
@@ -353,16 +372,16 @@ reserved_area_write(uint8_t *mem, const struct kvmrun_spec *spec, struct kvm_sre
 	gdt_put(gdt, SEL_TSS, (uint32_t)tss, TSS_LIMIT, ACC_TSS_BUSY, 0);
 	gdt[(SEL_TSS >> 3) + 1] = tss >> 32;
 
-	idt_write(mem + reserved + VM_X86_RSV_IDT, reserved + VM_X86_RSV_STUBS, long_mode);
+	idt_write(mem + reserved + VM_X86_RSV_IDT, reserved + VM_X86_RSV_STUBS, ia32e);
 	stubs_write(mem + reserved + VM_X86_RSV_STUBS);
-	tss_write(mem + tss, reserved + VM_X86_RESERVED_SIZE, long_mode);
+	tss_write(mem + tss, reserved + VM_X86_RESERVED_SIZE, ia32e);
 	if (spec->mode != KVMRUN_MODE_PROTECTED)
-		page_tables_write(mem, reserved, spec->memory_size, long_mode);
+		page_tables_write(mem, reserved, spec->memory_size, ia32e);
 
 	sregs->gdt.base = reserved + VM_X86_RSV_GDT;
 	sregs->gdt.limit = GDT_LIMIT;
 	sregs->idt.base = reserved + VM_X86_RSV_IDT;
-	sregs->idt.limit = 256 * (long_mode ? 16 : 8) - 1;
+	sregs->idt.limit = 256 * (ia32e ? 16 : 8) - 1;
 
 	start_segments(spec, &sregs->cs, &sregs->ds);
 	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
@@ -406,14 +425,20 @@ vm_x86_vcpu_init(int vcpu_fd, const struct vm_x86_host *x86, struct kvmrun_error
 	return 0;
 }
 
+/*
+ * XCR0 follows the vCPU's CPUID (vm_x86_cpuid_xcr0).  Real-mode code cannot
+ * see it (no CR4.OSXSAVE), so there it is set only for a run that sets or
+ * returns the x87/SSE/AVX state, whose registers it decides.
+ */
 static int
 set_fpu_state(int vcpu_fd, const struct kvmrun_spec *spec, const struct vm_x86_host *x86,
-	      struct kvmrun_error *err)
+	      const struct vm_x86_cpu *cpu, struct kvmrun_error *err)
 {
-	if (spec->mode != KVMRUN_MODE_REAL && x86->has_xcrs) {
+	if ((spec->mode != KVMRUN_MODE_REAL || vm_x86_state_uses_xstate(spec)) &&
+	    x86->has_xcrs && cpu->xcr0 != 0) {
 		struct kvm_xcrs xcrs = {
 			.nr_xcrs = 1,
-			.xcrs = { { .xcr = 0, .value = x86->xcr0_supported } },
+			.xcrs = { { .xcr = 0, .value = cpu->xcr0 } },
 		};
 
 		if (ioctl(vcpu_fd, KVM_SET_XCRS, &xcrs) < 0)
@@ -441,7 +466,8 @@ check_sregs_kept(int vcpu_fd, const struct kvmrun_spec *spec, const struct kvm_s
 	    (got.cr4 & cr4_bits) == (want->cr4 & cr4_bits) &&
 	    (got.efer & EFER_LMA) == (want->efer & EFER_LMA))
 		return 0;
-	only_pg_dropped = spec->mode == KVMRUN_MODE_PAGED && (want->cr0 & CR0_PG) &&
+	only_pg_dropped = spec->mode == KVMRUN_MODE_PAGED && !(want->efer & EFER_LMA) &&
+			  (want->cr0 & CR0_PG) &&
 			  (got.cr0 & cr0_bits) == (want->cr0 & cr0_bits & ~CR0_PG) &&
 			  (got.cr4 & cr4_bits) == (want->cr4 & cr4_bits) &&
 			  (got.efer & EFER_LMA) == (want->efer & EFER_LMA);
@@ -455,16 +481,18 @@ check_sregs_kept(int vcpu_fd, const struct kvmrun_spec *spec, const struct kvm_s
 		(unsigned long long)got.efer,
 		only_pg_dropped ? "; it dropped CR0.PG: legacy 32-bit paging is "
 				  "unavailable (nested kvm_pvm pages only in long mode): "
-				  "use mode long"
+				  "run paged mode in compatibility mode (kvmrund "
+				  "--paged=auto or compat), or use mode long"
 				: "");
 	return only_pg_dropped ? -EOPNOTSUPP : -EIO;
 }
 
 static int
 set_sregs(int vcpu_fd, uint8_t *mem, const struct kvmrun_spec *spec,
-	  const struct vm_x86_host *x86, struct kvmrun_error *err)
+	  const struct vm_x86_host *x86, const struct vm_x86_cpu *cpu, struct kvmrun_error *err)
 {
 	uint64_t reserved = vm_x86_reserved_base(spec->mode, spec->memory_size);
+	bool ia32e = runs_ia32e(spec, vm_x86_paging(spec, x86));
 	struct kvm_sregs sregs;
 
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
@@ -472,26 +500,26 @@ set_sregs(int vcpu_fd, uint8_t *mem, const struct kvmrun_spec *spec,
 	if (spec->mode == KVMRUN_MODE_REAL) {
 		real_mode_segments(spec, &sregs);
 	} else {
-		reserved_area_write(mem, spec, &sregs);
+		reserved_area_write(mem, spec, ia32e, &sregs);
 		sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE;
 		sregs.cr4 = CR4_OSFXSR | CR4_OSXMMEXCPT | (x86->has_xcrs ? CR4_OSXSAVE : 0);
 		sregs.efer = 0;
 	}
-	switch (spec->mode) {
-	case KVMRUN_MODE_PAGED:
-		sregs.cr0 |= CR0_PG | CR0_WP;
-		sregs.cr4 |= CR4_PSE;
-		sregs.cr3 = reserved + VM_X86_RSV_PML4;
-		break;
-	case KVMRUN_MODE_LONG:
+	/*
+	 * Compatibility mode is entered as long mode is (KVM's check: LME with
+	 * PG needs LMA and PAE); only CS differs, a 32-bit one (L 0, D 1).
+	 */
+	if (ia32e) {
 		sregs.cr0 |= CR0_PG | CR0_WP;
 		sregs.cr4 |= CR4_PAE;
 		sregs.cr3 = reserved + VM_X86_RSV_PML4;
 		sregs.efer = EFER_LME | EFER_LMA;
-		break;
-	default:
-		break;
+	} else if (spec->mode == KVMRUN_MODE_PAGED) {
+		sregs.cr0 |= CR0_PG | CR0_WP;
+		sregs.cr4 |= CR4_PSE;
+		sregs.cr3 = reserved + VM_X86_RSV_PML4;
 	}
+	vm_x86_state_sregs(spec, cpu, &sregs);
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
 		return ioctl_error(err, "KVM_SET_SREGS");
 	return check_sregs_kept(vcpu_fd, spec, &sregs, err);
@@ -543,13 +571,18 @@ int
 vm_x86_setup(int vcpu_fd, uint8_t *mem, const struct kvmrun_spec *spec,
 	     const struct vm_x86_host *x86, struct kvmrun_error *err)
 {
+	struct vm_x86_cpu cpu;
 	int rc;
 
-	if ((rc = set_fpu_state(vcpu_fd, spec, x86, err)) < 0)
+	if ((rc = vm_x86_state_cpuid(vcpu_fd, spec, x86, &cpu, err)) < 0)
 		return rc;
-	if ((rc = set_sregs(vcpu_fd, mem, spec, x86, err)) < 0)
+	if ((rc = set_fpu_state(vcpu_fd, spec, x86, &cpu, err)) < 0)
 		return rc;
-	return set_regs(vcpu_fd, spec, err);
+	if ((rc = set_sregs(vcpu_fd, mem, spec, x86, &cpu, err)) < 0)
+		return rc;
+	if ((rc = set_regs(vcpu_fd, spec, err)) < 0)
+		return rc;
+	return vm_x86_state_set(vcpu_fd, spec, x86, err);
 }
 
 int
@@ -606,7 +639,8 @@ vm_x86_decode_exception(const uint8_t *mem, const struct kvmrun_spec *spec,
 	uint64_t reserved = vm_x86_reserved_base(spec->mode, spec->memory_size);
 	uint64_t stubs = reserved + VM_X86_RSV_STUBS;
 	uint64_t hlt = result->regs[KVMRUN_REG_RIP] - 1;
-	unsigned int word = spec->mode == KVMRUN_MODE_LONG ? 8 : 4;
+	/* IA-32e frames are 64-bit, from 32-bit compatibility code too. */
+	unsigned int word = runs_ia32e(spec, result->paging) ? 8 : 4;
 	uint64_t frame = result->regs[KVMRUN_REG_RSP];
 	uint64_t error_code = 0, rip, cs, rflags, rsp, ss;
 	unsigned int vector;
@@ -668,10 +702,11 @@ vm_x86_decode_exception(const uint8_t *mem, const struct kvmrun_spec *spec,
  * so it cannot load CR3, the GDTR or an LDT, change IOPL, or write the
  * reserved area: its segment registers hold a null selector or one of the
  * three user descriptors (DPL 0 ones and the TSS cannot be loaded at CPL 3),
- * with the descriptors reserved_area_write put there; FS and GS bases can
- * change only through those loads (no FSGSBASE, no WRMSR), so they stay 0,
- * though in 64-bit code the checks take them from the vCPU, as the CPU
- * does.  The page tables are page_tables_write's.
+ * with the descriptors reserved_area_write put there.  In 32-bit code FS
+ * and GS bases come only from those loads (a request gives fs_base and
+ * gs_base in long mode only), so they are 0; 64-bit code may start with
+ * others and change them (wrfsbase, swapgs), so there the checks take them
+ * from the vCPU, as the CPU does.  The page tables are page_tables_write's.
  */
 
 /* A user descriptor of the engine's GDT, as the CPU checks it in 32-bit code. */

@@ -15,6 +15,7 @@
 #include <linux/kvm.h>
 
 #include "kvmrun-run.h"
+#include "vm-x86-state.h"
 
 /* The reserved area: 64 KiB, 64 KiB-aligned, at the top of guest memory. */
 #define VM_X86_RESERVED_SIZE 0x10000ull
@@ -42,10 +43,15 @@ uint64_t vm_x86_reserved_base(enum kvmrun_mode mode, uint64_t memory_size);
 struct vm_x86_host {
 	const struct kvm_cpuid2 *cpuid;
 	bool has_xcrs;
-	uint64_t xcr0_supported;
+	/* How paged mode runs: LEGACY (the default) or COMPAT; the host decides. */
+	enum kvmrun_paging paging;
+	struct vm_x86_state_host state;	/* vm_x86_state_host_init */
 };
 
 void vm_x86_host_init(struct vm_x86_host *x86, const struct kvm_cpuid2 *cpuid, bool has_xcrs);
+
+/* How SPEC's run is paged on X86's host: x86->paging in paged mode, else NONE. */
+enum kvmrun_paging vm_x86_paging(const struct kvmrun_spec *spec, const struct vm_x86_host *x86);
 
 /*
  * Checks the registers SPEC sets against what its mode can start with, so a
@@ -61,8 +67,9 @@ int vm_x86_vcpu_init(int vcpu_fd, const struct vm_x86_host *x86,
 		     struct kvmrun_error *err);
 
 /*
- * Writes the reserved area into MEM and sets the vCPU's XCR0, special and
- * general registers for SPEC.  Fails with unsupported when KVM does not keep
+ * Writes the reserved area into MEM and sets the vCPU's CPUID (when SPEC
+ * gives entries), XCR0, special and general registers, and SPEC's state
+ * (vm-x86-state.h) for SPEC.  Fails with unsupported when KVM does not keep
  * the control registers the mode needs (legacy paging on kvm_pvm).
  */
 int vm_x86_setup(int vcpu_fd, uint8_t *mem, const struct kvmrun_spec *spec,
@@ -74,7 +81,8 @@ int vm_x86_read_state(int vcpu_fd, struct kvmrun_result *result, struct kvmrun_e
 /*
  * A HLT at RIP-1 in the engine's exception stubs means the guest took an
  * exception: fills RESULT->exit and puts the guest's registers at the fault
- * (from the exception frame) into RESULT.  Returns false for any other HLT.
+ * (from the exception frame, whose layout RESULT->paging tells in paged
+ * mode) into RESULT.  Returns false for any other HLT.
  */
 bool vm_x86_decode_exception(const uint8_t *mem, const struct kvmrun_spec *spec,
 			     struct kvmrun_result *result);

@@ -24,6 +24,7 @@
 #include <linux/kvm.h>
 
 #include "vm-x86.h"
+#include "vm-observe.h"
 #include "vm.h"
 
 #define KVM_API_VERSION_REQUIRED 12
@@ -49,6 +50,7 @@ struct kvmrun_host {
 	struct vm_x86_host x86;
 	bool mode_unsupported[KVMRUN_MODE_COUNT];
 	char mode_reason[KVMRUN_MODE_COUNT][VM_UNSUPPORTED_MAX];
+	struct vm_observe_host observe;
 };
 
 struct kvmrun_vm {
@@ -63,6 +65,7 @@ struct kvmrun_vm {
 	bool has_timer;
 	bool ran;
 	atomic_bool cancelled;
+	struct vm_observe observe;
 };
 
 /* The run area of the vCPU this thread is running, for the kick handler. */
@@ -142,6 +145,11 @@ host_read_cpuid(struct kvmrun_host *host, struct kvmrun_error *err)
 	host->cpuid = cpuid;
 	has_xcrs = ioctl(host->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
 	vm_x86_host_init(&host->x86, cpuid, has_xcrs);
+	if (vm_x86_state_host_init(&host->x86, host->kvm_fd, err) < 0) {
+		free(cpuid);
+		host->cpuid = NULL;
+		return -EIO;
+	}
 	return 0;
 }
 
@@ -159,58 +167,83 @@ vm_install_kick(struct kvmrun_error *err)
 	return 0;
 }
 
-/*
- * Runs a lone HLT in each mode.  Legacy paging on a host whose KVM drops
- * CR0.PG (kvm_pvm) is the one mode a host may lack: it is refused up front
- * with the reason.  Any other probe that does not halt is the engine failing
- * on this host, and opening the host fails with what the probe saw.
- */
+/* Runs a lone HLT in MODE: 0 when it halted, else -errno with ERR. */
 static int
-host_probe_modes(struct kvmrun_host *host, struct kvmrun_error *err)
+probe_hlt(struct kvmrun_host *host, enum kvmrun_mode mode, struct kvmrun_error *err)
 {
 	static uint8_t hlt = 0xf4;
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	enum kvmrun_exit_reason reason;
+	int rc;
 
+	kvmrun_spec_init(&spec);
+	spec.mode = mode;
+	spec.image.data = &hlt;
+	spec.image.length = 1;
+	kvmrun_result_init(&result);
+	rc = vm_run_fresh(host, &spec, &result, err);
+	reason = result.exit.reason;
+	kvmrun_result_free(&result);
+	if (rc == 0 && reason != KVMRUN_EXIT_HLT) {
+		kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,
+			"a lone HLT ended with %s instead of halting; the engine does not "
+			"work on this host", kvmrun_exit_reason_names[reason]);
+		return -EIO;
+	}
+	return rc;
+}
+
+/*
+ * Runs a lone HLT in each mode, paged mode paged as CHOICE asks.  Legacy
+ * paging on a host whose KVM drops CR0.PG (kvm_pvm) is the one thing a host
+ * may lack, and check_sregs_kept sees it as the registers are set, before
+ * any guest code runs: under auto, paged mode then runs in compatibility
+ * mode (long mode's paging).  A paged mode that still does not halt is
+ * refused up front with what its probe saw, so a host whose compatibility
+ * mode fails keeps serving the other three modes.  Any other mode that
+ * does not halt is the engine failing on this host, and opening the host
+ * fails with what the probe saw.
+ */
+static int
+host_probe_modes(struct kvmrun_host *host, enum vm_paged_choice choice,
+		 struct kvmrun_error *err)
+{
+	host->x86.paging = KVMRUN_PAGING_LEGACY;
+	if (choice == VM_PAGED_COMPAT)
+		host->x86.paging = KVMRUN_PAGING_COMPAT;
 	for (int mode = 0; mode < KVMRUN_MODE_COUNT; mode++) {
-		struct kvmrun_spec spec;
-		struct kvmrun_result result;
 		struct kvmrun_error probe_err;
-		enum kvmrun_exit_reason reason;
-		int rc;
+		int rc = probe_hlt(host, mode, &probe_err);
+		bool compat;
 
-		kvmrun_spec_init(&spec);
-		spec.mode = mode;
-		spec.image.data = &hlt;
-		spec.image.length = 1;
-		kvmrun_result_init(&result);
-		rc = vm_run_fresh(host, &spec, &result, &probe_err);
-		reason = result.exit.reason;
-		kvmrun_result_free(&result);
-		if (rc < 0 && mode == KVMRUN_MODE_PAGED &&
+		if (rc < 0 && mode == KVMRUN_MODE_PAGED && choice == VM_PAGED_AUTO &&
+		    host->x86.paging == KVMRUN_PAGING_LEGACY &&
 		    probe_err.code == KVMRUN_ERR_UNSUPPORTED) {
+			host->x86.paging = KVMRUN_PAGING_COMPAT;
+			rc = probe_hlt(host, mode, &probe_err);
+		}
+		if (rc == 0)
+			continue;
+		compat = host->x86.paging == KVMRUN_PAGING_COMPAT;
+		if (mode == KVMRUN_MODE_PAGED) {
 			host->mode_unsupported[mode] = true;
-			snprintf(host->mode_reason[mode], VM_UNSUPPORTED_MAX, "%s",
-				 probe_err.message);
+			snprintf(host->mode_reason[mode], VM_UNSUPPORTED_MAX, "%s%.480s",
+				 compat ? "in compatibility mode: " : "", probe_err.message);
 			continue;
 		}
-		if (rc < 0) {
-			kvmrun_error_set(err, probe_err.code, "probing %s mode: %s",
-					 kvmrun_mode_names[mode], probe_err.message);
-			return rc;
-		}
-		if (reason != KVMRUN_EXIT_HLT) {
-			kvmrun_error_set(err, KVMRUN_ERR_INTERNAL,
-				"probing %s mode: a lone HLT ended with %s instead of "
-				"halting; the engine does not work on this host",
-				kvmrun_mode_names[mode], kvmrun_exit_reason_names[reason]);
-			return -EIO;
-		}
+		kvmrun_error_set(err, probe_err.code, "probing %s mode: %s",
+				 kvmrun_mode_names[mode], probe_err.message);
+		return rc;
 	}
 	return 0;
 }
 
 int
-vm_host_open(const char *path, struct kvmrun_host **hostp, struct kvmrun_error *err)
+vm_host_open_with(const char *path, const struct vm_host_options *options,
+		  struct kvmrun_host **hostp, struct kvmrun_error *err)
 {
+	enum vm_paged_choice paged = options != NULL ? options->paged : VM_PAGED_AUTO;
 	struct kvmrun_host *host;
 	int rc, size;
 
@@ -250,8 +283,9 @@ vm_host_open(const char *path, struct kvmrun_host **hostp, struct kvmrun_error *
 		goto out_close;
 	if ((rc = vm_install_kick(err)) < 0)
 		goto out_cpuid;
-	if ((rc = host_probe_modes(host, err)) < 0)
+	if ((rc = host_probe_modes(host, paged, err)) < 0)
 		goto out_cpuid;
+	vm_observe_probe(host, host->kvm_fd, &host->observe);
 	*hostp = host;
 	return 0;
 
@@ -262,6 +296,12 @@ out_close:
 out_free:
 	free(host);
 	return rc;
+}
+
+int
+vm_host_open(const char *path, struct kvmrun_host **hostp, struct kvmrun_error *err)
+{
+	return vm_host_open_with(path, NULL, hostp, err);
 }
 
 void
@@ -284,6 +324,14 @@ const char *
 vm_host_mode_unsupported(const struct kvmrun_host *host, enum kvmrun_mode mode)
 {
 	return host->mode_unsupported[mode] ? host->mode_reason[mode] : NULL;
+}
+
+enum kvmrun_paging
+vm_host_paging(const struct kvmrun_host *host)
+{
+	if (host->mode_unsupported[KVMRUN_MODE_PAGED])
+		return KVMRUN_PAGING_NONE;
+	return host->x86.paging;
 }
 
 /* Checks that [address, address+length) lies in [0, top) of guest memory. */
@@ -327,6 +375,17 @@ vm_check_spec(const struct kvmrun_host *host, const struct kvmrun_spec *spec,
 	if (host != NULL && host->mode_unsupported[spec->mode])
 		return kvmrun_error_set(err, KVMRUN_ERR_UNSUPPORTED, "%s",
 					host->mode_reason[spec->mode]);
+	if (host != NULL && vm_observe_step_unsupported(&host->observe, spec) != NULL)
+		return kvmrun_error_set(err, KVMRUN_ERR_UNSUPPORTED, "max_instructions: %s",
+					vm_observe_step_unsupported(&host->observe, spec));
+	if (spec->trace && spec->max_instructions == 0)
+		return kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST,
+			"trace: needs max_instructions: a run is traced by stepping it");
+	if (spec->max_instructions != 0 && (spec->regs_set & 1u << KVMRUN_REG_RFLAGS) &&
+	    (spec->regs[KVMRUN_REG_RFLAGS] & VM_OBSERVE_RFLAGS_TF))
+		return kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST,
+			"regs.rflags: TF (bit 8) cannot be set with max_instructions: "
+			"single-stepping uses it");
 	if (spec->ring != 0 && spec->ring != 3)
 		return kvmrun_error_set(err, KVMRUN_ERR_BAD_REQUEST,
 					"ring: %u is not 0 or 3", spec->ring);
@@ -373,6 +432,8 @@ vm_check_spec(const struct kvmrun_host *host, const struct kvmrun_spec *spec,
 				KVMRUN_CONSOLE_PORT);
 	if (vm_x86_check_regs(spec, err) < 0)
 		return -EINVAL;
+	if (vm_x86_state_check(host != NULL ? &host->x86 : NULL, spec, err) < 0)
+		return err->code == KVMRUN_ERR_UNSUPPORTED ? -EOPNOTSUPP : -EINVAL;
 	return 0;
 }
 
@@ -740,6 +801,8 @@ handle_exit(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, struct kvmrun_
 		return false;
 	case KVM_EXIT_INTR:
 		return true;
+	case KVM_EXIT_DEBUG:
+		return vm_observe_debug_exit(&vm->observe, run, result, err, rc);
 	default:
 		exit->reason = KVMRUN_EXIT_OTHER;
 		exit->u.other.kvm_exit_reason = run->exit_reason;
@@ -825,6 +888,7 @@ emulate_user_pio(struct kvmrun_vm *vm, const struct kvmrun_spec *spec,
 		count = vm_x86_pio_count(pio, regs);
 		if (count == 0)
 			goto advance;	/* a rep with nothing to do touches no memory */
+		count = vm_observe_pio_elements(&vm->observe, count);
 		if (count > sizeof(buffer) / pio->size)
 			count = sizeof(buffer) / pio->size;
 		for (n = 0; n < count && vm_x86_pio_element(spec, result, pio, n, &gpa); n++)
@@ -845,8 +909,10 @@ emulate_user_pio(struct kvmrun_vm *vm, const struct kvmrun_spec *spec,
 	if (pio->string) {
 		/* The same elements as above: nothing they depend on has changed. */
 		for (n = 0; pio->is_in && n < count; n++)
-			if (vm_x86_pio_element(spec, result, pio, n, &gpa))
+			if (vm_x86_pio_element(spec, result, pio, n, &gpa)) {
 				memcpy(vm->mem + gpa, buffer + n * pio->size, pio->size);
+				vm_observe_written(&vm->observe, gpa, pio->size);
+			}
 		vm_x86_pio_advance(pio, regs, count);
 		if (pio->rep && vm_x86_pio_count(pio, regs) != 0)
 			return true;	/* rip stays: the rest on the next #GP */
@@ -887,11 +953,15 @@ vm_run(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, struct kvmrun_resul
 			"vm_run: the VM was used before, has another memory size, or "
 			"belongs to another thread"), -EINVAL;
 	vm->ran = true;
+	result->paging = vm_x86_paging(spec, &vm->host->x86);
 	copy_blob(vm, &spec->image);
 	for (size_t i = 0; i < spec->region_count; i++)
 		copy_blob(vm, &spec->regions[i]);
 	if ((rc = vm_x86_setup(vm->vcpu_fd, vm->mem, spec, &vm->host->x86, err)) < 0)
 		return rc;
+	if ((rc = vm_observe_start(&vm->observe, vm->vm_fd, vm->vcpu_fd, vm->mem, spec, result,
+				   err)) < 0)
+		goto out_observe;
 
 	start = now_ns();
 	deadline = start + (uint64_t)spec->timeout_ms * 1000000ull;
@@ -907,9 +977,11 @@ vm_run(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, struct kvmrun_resul
 		    !vm_x86_decode_exception(vm->mem, spec, result) ||
 		    !is_user_pio_fault(vm, spec, result, &pio))
 			break;
-		if (!emulate_user_pio(vm, spec, &pio, result, err, &rc))
+		if (!emulate_user_pio(vm, spec, &pio, result, err, &rc) ||
+		    !vm_observe_emulated(&vm->observe, result, err, &rc))
 			break;
-		if ((rc = vm_x86_resume_user(vm->vcpu_fd, spec, result->regs, err)) < 0)
+		if ((rc = vm_x86_resume_user(vm->vcpu_fd, spec, result->regs, err)) < 0 ||
+		    (rc = vm_observe_resumed(&vm->observe, err)) < 0)
 			break;
 	}
 out_disarm:
@@ -917,7 +989,14 @@ out_disarm:
 	vm_kick_target = NULL;
 	vm->run->immediate_exit = 0;
 	result->run_ns = now_ns() - start;
+	if (rc == 0)
+		rc = vm_observe_finish(&vm->observe, result, err);
+out_observe:
+	vm_observe_free(&vm->observe);
 	if (rc < 0)
+		return rc;
+	if ((rc = vm_x86_state_read(vm->vcpu_fd, vm->mem, vm->memory_size, spec, &vm->host->x86,
+				    result, err)) < 0)
 		return rc;
 	return collect_dumps(vm, spec, result, err);
 }

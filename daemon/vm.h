@@ -26,11 +26,26 @@ struct kvmrun_vm;
 
 #define KVMRUN_DEFAULT_KVM_PATH "/dev/kvm"
 
+/* How paged mode's 32-bit code is to be paged (kvmrund --paged). */
+enum vm_paged_choice {
+	VM_PAGED_AUTO,		/* legacy where KVM keeps CR0.PG, else compat */
+	VM_PAGED_LEGACY,	/* 32-bit paging; unsupported where KVM drops CR0.PG */
+	VM_PAGED_COMPAT,	/* compatibility mode under long-mode paging */
+};
+
+struct vm_host_options {
+	enum vm_paged_choice paged;
+};
+
 /*
  * Opens PATH, checks KVM_GET_API_VERSION is 12 and the capabilities the
  * engine relies on, reads the supported CPUID, and probes which CPU modes this
- * host can run.  -errno and ERR naming what is missing on failure.
+ * host can run, paged mode as OPTIONS (NULL: the defaults) choose.  -errno
+ * and ERR naming what is missing on failure.
  */
+int vm_host_open_with(const char *path, const struct vm_host_options *options,
+		      struct kvmrun_host **hostp, struct kvmrun_error *err);
+/* vm_host_open_with and the default options. */
 int vm_host_open(const char *path, struct kvmrun_host **hostp, struct kvmrun_error *err);
 void vm_host_close(struct kvmrun_host *host);
 /*
@@ -42,12 +57,16 @@ int vm_install_kick(struct kvmrun_error *err);
 int vm_host_api_version(const struct kvmrun_host *host);
 /* NULL when MODE works on this host, else a sentence saying why it does not. */
 const char *vm_host_mode_unsupported(const struct kvmrun_host *host, enum kvmrun_mode mode);
+/* How paged mode runs on this host: LEGACY, COMPAT, or NONE when it does not. */
+enum kvmrun_paging vm_host_paging(const struct kvmrun_host *host);
 
 /*
  * Checks SPEC against the engine's rules and this host without creating
  * anything: mode supported, ring valid, memory size, image, regions and dumps
- * inside guest memory and clear of the engine's reserved area, registers.
- * With HOST NULL, only the rules that hold on every host (not the mode).
+ * inside guest memory and clear of the engine's reserved area, registers,
+ * the CPU state (vm_x86_state_check: what the vCPU's CPUID and the host's
+ * KVM offer).  With HOST NULL, only the rules that hold on every host (not
+ * the mode, not the state's host-dependent ones).
  */
 int vm_check_spec(const struct kvmrun_host *host, const struct kvmrun_spec *spec,
 		  struct kvmrun_error *err);
@@ -64,8 +83,9 @@ uint64_t vm_memory_size(const struct kvmrun_vm *vm);
 /*
  * Runs SPEC on a vm from vm_create (its memory_size must match) until the
  * guest halts, exits, faults, times out or is cancelled.  A vm runs once.
- * 0 with RESULT filled (even for a guest that faulted), or -errno with ERR
- * when the run could not be carried out.
+ * 0 with RESULT filled (even for a guest that faulted; RESULT->state only
+ * when SPEC->returns asks), or -errno with ERR when the run could not be
+ * carried out.
  */
 int vm_run(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, struct kvmrun_result *result,
 	   struct kvmrun_error *err);

@@ -898,9 +898,8 @@ int
 jutil_enum(struct json_object *val, const char *path, const char *what,
 	   const char *const *names, int count, int *out, struct kvmrun_error *err)
 {
-	char choices[256];
 	const char *text;
-	size_t length, used = 0;
+	size_t length;
 
 	if (jutil_string(val, path, &text, &length, err) < 0)
 		return -1;
@@ -908,6 +907,16 @@ jutil_enum(struct json_object *val, const char *path, const char *what,
 	*out = strlen(text) == length ? kvmrun_name_lookup(names, count, text) : -1;
 	if (*out >= 0)
 		return 0;
+	return jutil_unknown(err, path, what, text, length, names, count);
+}
+
+int
+jutil_unknown(struct kvmrun_error *err, const char *path, const char *what,
+	      const char *text, size_t length, const char *const *names, int count)
+{
+	char choices[256];
+	size_t used = 0;
+
 	choices[0] = '\0';
 	for (int i = 0; i < count && used < sizeof(choices); i++) {
 		int n = snprintf(choices + used, sizeof(choices) - used, "%s%s",

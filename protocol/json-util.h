@@ -72,6 +72,9 @@ int jutil_array(struct json_object *val, const char *path, size_t *count,
 /* A string among NAMES; *OUT is its index.  WHAT names the kind ("mode"). */
 int jutil_enum(struct json_object *val, const char *path, const char *what,
 	       const char *const *names, int count, int *out, struct kvmrun_error *err);
+/* bad_request: "PATH: unknown WHAT "TEXT" (one of NAMES...)"; returns -1. */
+int jutil_unknown(struct kvmrun_error *err, const char *path, const char *what,
+		  const char *text, size_t length, const char *const *names, int count);
 /* A base64 string, checked but not decoded; *DECODED is its decoded size. */
 int jutil_base64(struct json_object *val, const char *path, const char **text,
 		 size_t *length, size_t *decoded, struct kvmrun_error *err);

@@ -28,9 +28,12 @@ struct proto_limits {
 	size_t max_dumps;		/* entries in "dump" */
 	uint64_t max_dump_bytes;	/* sum of dump lengths */
 	size_t max_log_ports;		/* entries in "log_ports" */
+	size_t max_cpuid_entries;	/* entries in "cpuid" */
+	uint64_t max_instructions;	/* --max-instructions: "max_instructions" */
 	/* Not checks but bounds of the run's output, copied into each spec. */
 	size_t max_console;		/* --max-console: console bytes */
 	size_t max_io_log;		/* --max-io-log: io log records */
+	size_t max_trace;		/* --max-trace: trace entries */
 };
 
 #define KVMRUN_DEFAULT_MAX_LINE (24u << 20)
@@ -40,6 +43,11 @@ struct proto_limits {
 #define KVMRUN_DEFAULT_MAX_DUMPS 64u
 #define KVMRUN_DEFAULT_MAX_DUMP_BYTES (4ull << 20)
 #define KVMRUN_DEFAULT_MAX_LOG_PORTS 64u
+/* KVM's own bound on a vCPU's CPUID table (KVM_MAX_CPUID_ENTRIES). */
+#define KVMRUN_CPUID_ENTRIES_MAX 256u
+#define KVMRUN_DEFAULT_MAX_CPUID_ENTRIES KVMRUN_CPUID_ENTRIES_MAX
+/* A stepped instruction costs a KVM exit or two: about a second's worth. */
+#define KVMRUN_DEFAULT_MAX_INSTRUCTIONS 1000000u
 
 void proto_limits_default(struct proto_limits *limits);
 
@@ -79,6 +87,7 @@ struct proto_kvm_status {
 	bool available;
 	int api_version;			   /* when available */
 	bool mode_supported[KVMRUN_MODE_COUNT];	   /* when available */
+	enum kvmrun_paging paged;		   /* when paged mode is supported */
 	char reason[KVMRUN_ERROR_MESSAGE_MAX];	   /* when not available */
 };
 
@@ -93,6 +102,8 @@ char *proto_format_result(const char *id_json, const struct kvmrun_result *resul
  * request line, the console, io log and dumps at their bounds.
  */
 uint64_t proto_result_max_length(const struct proto_limits *limits);
+/* Bytes the returned CPU state may add to an answer, at most (counted above). */
+uint64_t proto_state_max_length(void);
 char *proto_format_error(const char *id_json, const struct kvmrun_error *err, size_t *length);
 char *proto_format_ping(const char *id_json, const char *version,
 			const struct proto_kvm_status *kvm, size_t *length);
@@ -124,6 +135,12 @@ struct proto_response {
 int proto_response_parse(const char *line, size_t length, struct proto_response *resp,
 			 struct kvmrun_error *err);
 void proto_response_free(struct proto_response *resp);
+
+/*
+ * Whether two CPU states hold the same values (only the parts each marks
+ * present); NULL is a state with nothing set.  For round-trip checks.
+ */
+bool proto_state_equal(const struct kvmrun_cpu_state *a, const struct kvmrun_cpu_state *b);
 
 /* Base64 (RFC 4648, with padding), used for images, regions and dumps. */
 size_t proto_base64_encoded_length(size_t length);

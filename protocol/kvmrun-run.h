@@ -15,6 +15,7 @@
 #include "kvmrun.h"
 
 extern const char *const kvmrun_mode_names[KVMRUN_MODE_COUNT];
+extern const char *const kvmrun_paging_names[KVMRUN_PAGING_COUNT];
 extern const char *const kvmrun_reg_names[KVMRUN_REG_COUNT];
 extern const char *const kvmrun_seg_names[KVMRUN_SEG_COUNT];
 extern const char *const kvmrun_errcode_names[KVMRUN_ERR_COUNT];
@@ -33,5 +34,13 @@ int kvmrun_error_vset(struct kvmrun_error *err, enum kvmrun_errcode code, const 
 
 #define KVMRUN_DEFAULT_CONSOLE_MAX (256u << 10)
 #define KVMRUN_DEFAULT_IO_LOG_MAX 65536u
+#define KVMRUN_DEFAULT_TRACE_MAX 65536u
+#define KVMRUN_DEFAULT_CHANGES_MAX (4ull << 20)
+/*
+ * What one entry of "changes" costs against changes_max (--max-dump-bytes)
+ * besides its bytes: at least its JSON around the data, so the answer's
+ * changes stay within the base64 of changes_max however they are split.
+ */
+#define KVMRUN_CHANGE_COST 48u
 
 #endif

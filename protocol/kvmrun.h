@@ -42,6 +42,18 @@ enum kvmrun_mode {
 	KVMRUN_MODE_COUNT
 };
 
+/*
+ * How the host runs paged mode's 32-bit code: legacy 32-bit paging, or
+ * compatibility mode (EFER.LMA, long-mode page tables, a 64-bit IDT) where
+ * KVM keeps paging only in long mode.  PROTOCOL.md lists what differs.
+ */
+enum kvmrun_paging {
+	KVMRUN_PAGING_NONE,	/* not a paged run; in a ping, paged unsupported */
+	KVMRUN_PAGING_LEGACY,
+	KVMRUN_PAGING_COMPAT,
+	KVMRUN_PAGING_COUNT
+};
+
 /* General registers in the protocol's order; names in kvmrun_reg_names[]. */
 enum kvmrun_reg {
 	KVMRUN_REG_RAX,
@@ -270,6 +282,8 @@ struct kvmrun_spec {
 	/* Set by the daemon's options, not by the request: ignored by libkvmrun. */
 	size_t console_max;		/* bytes recorded before the run ends */
 	size_t io_log_max;		/* io log records before the run ends */
+	size_t trace_max;		/* trace entries kept; past it trace_truncated */
+	uint64_t changes_max;		/* changes kept: their bytes + 48 per entry */
 };
 
 enum kvmrun_exit_reason {
@@ -284,6 +298,7 @@ enum kvmrun_exit_reason {
 	KVMRUN_EXIT_OUTPUT_LIMIT,	/* console or io log reached its bound */
 	KVMRUN_EXIT_CANCELLED,		/* the caller stopped the run */
 	KVMRUN_EXIT_OTHER,		/* any other KVM exit, by its number */
+	KVMRUN_EXIT_STEP_LIMIT,	/* spec->max_instructions were executed */
 	KVMRUN_EXIT_REASON_COUNT,
 	/*
 	 * A reason newer than this library (PROTOCOL.md: reasons may be added
@@ -391,6 +406,7 @@ struct kvmrun_result {
 	bool changes_truncated;
 	uint64_t exits;
 	uint64_t run_ns;
+	enum kvmrun_paging paging;	/* paged runs: how they were paged; else NONE */
 };
 
 #define KVMRUN_DEFAULT_MEMORY_SIZE (2u << 20)
@@ -429,6 +445,7 @@ struct kvmrun_ping {
 	int kvm_api_version;		/* when available */
 	bool mode_supported[KVMRUN_MODE_COUNT]; /* when available */
 	char kvm_reason[KVMRUN_ERROR_MESSAGE_MAX]; /* why not, when not available */
+	enum kvmrun_paging paged;	/* how paged mode runs; NONE when it does not */
 };
 
 /* The daemon's counters, as stats reports them. */
@@ -488,9 +505,20 @@ struct kvmrun_io {
  * A connection over kvmrund's Unix socket at PATH; NULL means
  * $KVMRUN_SOCKET, or KVMRUN_DEFAULT_SOCKET when that is unset or empty.
  * Calls on it block, each within its timeout.  It connects on the first
- * request (or kvmrun_connect).  NULL only when out of memory.
+ * request (or kvmrun_connect).  NULL only when out of memory.  A PATH
+ * "tls://HOST:PORT" is a front terminating TLS (HAProxy) over TCP instead,
+ * with the files of kvmrun_set_tls, at first $KVMRUN_CA, $KVMRUN_CERT and
+ * $KVMRUN_KEY.
  */
 KVMRUN_API struct kvmrun_conn *kvmrun_open(const char *path);
+/*
+ * PEM files for a tls:// connection, taken before it connects: the CAs the
+ * server's certificate must chain to (NULL or "": the system's), and the
+ * client's certificate and key (both or neither).  The server's name, HOST,
+ * must match its certificate.  0, or -1 when out of memory.
+ */
+KVMRUN_API int kvmrun_set_tls(struct kvmrun_conn *conn, const char *ca,
+			      const char *cert, const char *key);
 /* A connection over IO's callbacks, which get USER_DATA.  NULL when out of memory. */
 KVMRUN_API struct kvmrun_conn *kvmrun_open_io(const struct kvmrun_io *io,
 					      void *user_data);
@@ -554,6 +582,13 @@ KVMRUN_API int kvmrun_submit(struct kvmrun_conn *conn, enum kvmrun_op op,
 			     const struct kvmrun_spec *spec);
 KVMRUN_API int kvmrun_submit_line(struct kvmrun_conn *conn, const char *line,
 				  size_t length);
+/*
+ * The line (without its '\n') the next kvmrun_submit of OP and SPEC on CONN
+ * would send, to show or log it; *LENGTH its length.  To free; NULL when
+ * out of memory, or when OP and SPEC do not go together.
+ */
+KVMRUN_API char *kvmrun_request_line(const struct kvmrun_conn *conn, enum kvmrun_op op,
+				     const struct kvmrun_spec *spec, size_t *length);
 /*
  * The answer to the oldest request pending: 0 when a line came for it, the
  * daemon's refusal (answer->error) included; -1 when none came

@@ -11,6 +11,7 @@
 
 #include "json-util.h"
 #include "kvmrun-proto.h"
+#include "state.h"
 
 const char *const kvmrun_op_names[KVMRUN_OP_COUNT] = {
 	"run",
@@ -39,6 +40,13 @@ enum field {
 	F_TIMEOUT_MS,
 	F_LOG_PORTS,
 	F_DUMP,
+	F_MAX_INSTRUCTIONS,
+	F_TRACE,
+	F_CHANGES,
+	F_XSTATE,
+	F_MSRS,
+	F_CPUID,
+	F_RETURN,
 	F_COUNT
 };
 
@@ -56,6 +64,13 @@ static const char *const field_names[F_COUNT] = {
 	[F_TIMEOUT_MS] = "timeout_ms",
 	[F_LOG_PORTS] = "log_ports",
 	[F_DUMP] = "dump",
+	[F_MAX_INSTRUCTIONS] = "max_instructions",
+	[F_TRACE] = "trace",
+	[F_CHANGES] = "changes",
+	[F_XSTATE] = "xstate",
+	[F_MSRS] = "msrs",
+	[F_CPUID] = "cpuid",
+	[F_RETURN] = "return",
 };
 
 static const char *const blob_names[2] = { "address", "data" };
@@ -77,8 +92,11 @@ proto_limits_default(struct proto_limits *limits)
 	limits->max_dumps = KVMRUN_DEFAULT_MAX_DUMPS;
 	limits->max_dump_bytes = KVMRUN_DEFAULT_MAX_DUMP_BYTES;
 	limits->max_log_ports = KVMRUN_DEFAULT_MAX_LOG_PORTS;
+	limits->max_cpuid_entries = KVMRUN_DEFAULT_MAX_CPUID_ENTRIES;
+	limits->max_instructions = KVMRUN_DEFAULT_MAX_INSTRUCTIONS;
 	limits->max_console = KVMRUN_DEFAULT_CONSOLE_MAX;
 	limits->max_io_log = KVMRUN_DEFAULT_IO_LOG_MAX;
+	limits->max_trace = KVMRUN_DEFAULT_TRACE_MAX;
 }
 
 /* OPTION is the daemon option that sets LIMIT, or NULL for a fixed one. */
@@ -280,10 +298,33 @@ parse_segments(struct parse *p, struct json_object *val)
 		if (!(present & 1u << i))
 			continue;
 		snprintf(path, sizeof(path), "segments.%s", kvmrun_seg_names[i]);
+		if (json_object_is_type(member[i], json_type_object)) {
+			if (proto_state_parse_cache(member[i], path, p->req->spec.mode,
+						    (enum kvmrun_seg)i,
+						    &p->req->spec.segments[i],
+						    &p->req->spec.state, p->err) < 0)
+				return -1;
+			continue;
+		}
 		if (jutil_uint(member[i], path, UINT16_MAX, &selector, p->err) < 0)
 			return -1;
 		p->req->spec.segments[i] = (uint16_t)selector;
 	}
+	return 0;
+}
+
+/* An integer from 1 to MAX, the limit the daemon option OPTION sets. */
+static int
+get_count(struct parse *p, struct json_object *val, const char *path, uint64_t max,
+	  const char *option, uint64_t *out)
+{
+	if (jutil_u64(val, path, false, out, p->err) < 0)
+		return -1;
+	if (*out == 0)
+		return jutil_fail(p->err, KVMRUN_ERR_BAD_REQUEST, path,
+				  "0 is below the minimum of 1");
+	if (*out > max)
+		return too_large(p->err, path, *out, "", max, option);
 	return 0;
 }
 
@@ -292,14 +333,9 @@ parse_timeout_ms(struct parse *p, struct json_object *val)
 {
 	uint64_t timeout;
 
-	if (jutil_u64(val, "timeout_ms", false, &timeout, p->err) < 0)
+	if (get_count(p, val, "timeout_ms", p->limits->max_timeout_ms, "--max-timeout-ms",
+		      &timeout) < 0)
 		return -1;
-	if (timeout == 0)
-		return jutil_fail(p->err, KVMRUN_ERR_BAD_REQUEST, "timeout_ms",
-				  "0 is below the minimum of 1");
-	if (timeout > p->limits->max_timeout_ms)
-		return too_large(p->err, "timeout_ms", timeout, "",
-				 p->limits->max_timeout_ms, "--max-timeout-ms");
 	p->req->spec.timeout_ms = (uint32_t)timeout;
 	return 0;
 }
@@ -371,6 +407,54 @@ parse_dump(struct parse *p, struct json_object *val)
 	return 0;
 }
 
+static int
+parse_max_instructions(struct parse *p, struct json_object *val)
+{
+	return get_count(p, val, "max_instructions", p->limits->max_instructions,
+			 "--max-instructions", &p->req->spec.max_instructions);
+}
+
+static int
+parse_trace(struct parse *p, struct json_object *val)
+{
+	return jutil_bool(val, "trace", &p->req->spec.trace, p->err);
+}
+
+static int
+parse_changes(struct parse *p, struct json_object *val)
+{
+	return jutil_bool(val, "changes", &p->req->spec.changes, p->err);
+}
+
+static int
+parse_xstate(struct parse *p, struct json_object *val)
+{
+	return proto_state_parse_xstate(val, &p->req->spec.state, p->err);
+}
+
+static int
+parse_msrs(struct parse *p, struct json_object *val)
+{
+	return proto_state_parse_msrs(val, &p->req->spec.state, p->err);
+}
+
+static int
+parse_cpuid(struct parse *p, struct json_object *val)
+{
+	size_t count;
+
+	if (get_list(p, val, "cpuid", p->limits->max_cpuid_entries,
+		     "--max-cpuid-entries", &count) < 0)
+		return -1;
+	return proto_state_parse_cpuid(val, &p->req->spec.state, p->err);
+}
+
+static int
+parse_return(struct parse *p, struct json_object *val)
+{
+	return proto_state_parse_returns(val, &p->req->spec.returns, p->err);
+}
+
 /* The parsers of a run's fields, by enum field; id and op are read first. */
 static int (*const field_parsers[F_COUNT])(struct parse *, struct json_object *) = {
 	[F_MODE] = parse_mode,
@@ -384,6 +468,13 @@ static int (*const field_parsers[F_COUNT])(struct parse *, struct json_object *)
 	[F_TIMEOUT_MS] = parse_timeout_ms,
 	[F_LOG_PORTS] = parse_log_ports,
 	[F_DUMP] = parse_dump,
+	[F_MAX_INSTRUCTIONS] = parse_max_instructions,
+	[F_TRACE] = parse_trace,
+	[F_CHANGES] = parse_changes,
+	[F_XSTATE] = parse_xstate,
+	[F_MSRS] = parse_msrs,
+	[F_CPUID] = parse_cpuid,
+	[F_RETURN] = parse_return,
 };
 
 /* What a run needs of its fields taken together. */
@@ -401,6 +492,10 @@ check_run(struct parse *p, uint32_t present)
 		return jutil_fail(p->err, KVMRUN_ERR_BAD_REQUEST, "segments",
 				  "only real mode takes segment selectors, not %s mode",
 				  kvmrun_mode_names[spec->mode]);
+	if (spec->trace && spec->max_instructions == 0)
+		return jutil_fail(p->err, KVMRUN_ERR_BAD_REQUEST, "trace",
+				  "needs max_instructions: a run is traced by "
+				  "stepping it");
 	return 0;
 }
 
@@ -444,6 +539,8 @@ proto_request_parse(const char *line, size_t length, const struct proto_limits *
 	kvmrun_spec_init(&req->spec);
 	req->spec.console_max = limits->max_console;
 	req->spec.io_log_max = limits->max_io_log;
+	req->spec.trace_max = limits->max_trace;
+	req->spec.changes_max = limits->max_dump_bytes;
 	if (length > limits->max_line) {
 		rc = too_large(err, "request line", length, " bytes", limits->max_line,
 			       "--max-line");
@@ -554,14 +651,29 @@ new_regs(const struct kvmrun_spec *spec, bool *failed)
 	return obj;
 }
 
-/* Only the selectors set; a spec that sets them outside real mode is sent as it is. */
+/* Whether segment I has a descriptor cache to send. */
+static bool
+has_cache(const struct kvmrun_spec *spec, int i)
+{
+	return spec->state != NULL && (spec->state->segments_set & 1u << i);
+}
+
+/*
+ * Only the selectors set, with their caches; a spec that sets them outside
+ * real mode is sent as it is.
+ */
 static struct json_object *
 new_segments(const struct kvmrun_spec *spec, bool *failed)
 {
 	struct json_object *obj = json_object_new_object();
 
 	for (int i = 0; i < KVMRUN_SEG_REQUEST_COUNT; i++)
-		if (spec->segments[i] != 0)
+		if (has_cache(spec, i))
+			jutil_add(obj, kvmrun_seg_names[i],
+				  proto_state_new_cache(spec->segments[i],
+							&spec->state->segments[i], failed),
+				  failed);
+		else if (spec->segments[i] != 0)
 			jutil_add(obj, kvmrun_seg_names[i],
 				  json_object_new_uint64(spec->segments[i]), failed);
 	return obj;
@@ -571,7 +683,7 @@ static bool
 segments_set(const struct kvmrun_spec *spec)
 {
 	for (int i = 0; i < KVMRUN_SEG_REQUEST_COUNT; i++)
-		if (spec->segments[i] != 0)
+		if (spec->segments[i] != 0 || has_cache(spec, i))
 			return true;
 	return false;
 }
@@ -645,5 +757,13 @@ proto_format_request(const char *id_json, enum kvmrun_op op,
 		jutil_add(root, "log_ports", new_log_ports(spec, &failed), &failed);
 	if (spec->dump_count > 0)
 		jutil_add(root, "dump", new_dumps(spec, &failed), &failed);
+	if (spec->max_instructions != 0)
+		jutil_add(root, "max_instructions",
+			  json_object_new_uint64(spec->max_instructions), &failed);
+	if (spec->trace)
+		jutil_add(root, "trace", json_object_new_boolean(true), &failed);
+	if (spec->changes)
+		jutil_add(root, "changes", json_object_new_boolean(true), &failed);
+	proto_state_add_request(root, spec, &failed);
 	return jutil_line(root, failed, length);
 }

@@ -11,6 +11,7 @@
 
 #include "json-util.h"
 #include "kvmrun-proto.h"
+#include "state.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -84,6 +85,11 @@ static const struct num_field io_record_fields[] = {
 	NUM("port", struct kvmrun_io_record, port),
 	NUM("size", struct kvmrun_io_record, size),
 	NUM("value", struct kvmrun_io_record, value),
+};
+
+static const struct num_field trace_fields[] = {
+	NUM("rip", struct kvmrun_trace_entry, rip),
+	NUM("cs", struct kvmrun_trace_entry, cs),
 };
 
 static const struct num_field run_stats_fields[] = {
@@ -332,6 +338,14 @@ new_sregs(const struct kvmrun_sregs *sregs, bool *failed)
 	return obj;
 }
 
+/* KEY: how paged mode is paged; absent for NONE, so other answers are unchanged. */
+static void
+add_paging(struct json_object *obj, const char *key, enum kvmrun_paging paging, bool *failed)
+{
+	if (paging != KVMRUN_PAGING_NONE)
+		jutil_add(obj, key, json_object_new_string(kvmrun_paging_names[paging]), failed);
+}
+
 /* "console", and "console_base64" with the exact bytes when they are not UTF-8. */
 static void
 add_console(struct json_object *root, const struct kvmrun_result *result, bool *failed)
@@ -349,28 +363,31 @@ add_console(struct json_object *root, const struct kvmrun_result *result, bool *
 			  failed);
 }
 
+/* "io_log" and "trace": COUNT objects of FIELDS, from records of SIZE bytes. */
 static struct json_object *
-new_io_log(const struct kvmrun_result *result, bool *failed)
+new_records(const void *records, size_t size, size_t count, const struct num_field *fields,
+	    size_t field_count, bool *failed)
 {
 	struct json_object *array = json_object_new_array();
 
-	for (size_t i = 0; i < result->io_log_count; i++) {
+	for (size_t i = 0; i < count; i++) {
 		struct json_object *record = json_object_new_object();
 
-		add_numbers(record, &result->io_log[i], io_record_fields,
-			    NELEM(io_record_fields), failed);
+		add_numbers(record, (const uint8_t *)records + i * size, fields, field_count,
+			    failed);
 		jutil_append(array, record, failed);
 	}
 	return array;
 }
 
+/* "dump" and "changes": {"address", "data"} objects. */
 static struct json_object *
-new_dumps(const struct kvmrun_result *result, bool *failed)
+new_blob_list(const struct kvmrun_blob *blobs, size_t count, bool *failed)
 {
 	struct json_object *array = json_object_new_array();
 
-	for (size_t i = 0; i < result->dump_count; i++) {
-		const struct kvmrun_blob *dump = &result->dumps[i];
+	for (size_t i = 0; i < count; i++) {
+		const struct kvmrun_blob *dump = &blobs[i];
 		struct json_object *obj = json_object_new_object();
 
 		jutil_add(obj, "address", json_object_new_uint64(dump->address),
@@ -382,12 +399,37 @@ new_dumps(const struct kvmrun_result *result, bool *failed)
 	return array;
 }
 
+/* "trace" and "changes" when the run was asked for them, each with its flag. */
+static void
+add_observed(struct json_object *root, const struct kvmrun_result *result, bool *failed)
+{
+	if (result->trace != NULL) {
+		jutil_add(root, "trace",
+			  new_records(result->trace, sizeof(*result->trace),
+				      result->trace_count, trace_fields, NELEM(trace_fields),
+				      failed),
+			  failed);
+		if (result->trace_truncated)
+			jutil_add(root, "trace_truncated", json_object_new_boolean(true),
+				  failed);
+	}
+	if (result->changes != NULL) {
+		jutil_add(root, "changes",
+			  new_blob_list(result->changes, result->change_count, failed),
+			  failed);
+		if (result->changes_truncated)
+			jutil_add(root, "changes_truncated",
+				  json_object_new_boolean(true), failed);
+	}
+}
+
 char *
 proto_format_result(const char *id_json, const struct kvmrun_result *result,
 		    size_t *length)
 {
 	struct json_object *root = jutil_new_message(id_json, false);
 	struct json_object *stats = json_object_new_object();
+	struct json_object *sregs;
 	bool failed = false;
 
 	jutil_add(root, "ok", json_object_new_boolean(true), &failed);
@@ -396,13 +438,22 @@ proto_format_result(const char *id_json, const struct kvmrun_result *result,
 		root, "regs",
 		new_named(kvmrun_reg_names, 0, KVMRUN_REG_COUNT, result->regs, &failed),
 		&failed);
-	jutil_add(root, "sregs", new_sregs(&result->sregs, &failed), &failed);
+	sregs = new_sregs(&result->sregs, &failed);
+	proto_state_add_descriptors(sregs, result, &failed);
+	jutil_add(root, "sregs", sregs, &failed);
+	add_paging(root, "paging", result->paging, &failed);
 	add_console(root, result, &failed);
-	jutil_add(root, "io_log", new_io_log(result, &failed), &failed);
+	jutil_add(root, "io_log",
+		  new_records(result->io_log, sizeof(*result->io_log), result->io_log_count,
+			      io_record_fields, NELEM(io_record_fields), &failed),
+		  &failed);
 	if (result->io_log_truncated)
 		jutil_add(root, "io_log_truncated", json_object_new_boolean(true),
 			  &failed);
-	jutil_add(root, "dump", new_dumps(result, &failed), &failed);
+	jutil_add(root, "dump", new_blob_list(result->dumps, result->dump_count, &failed),
+		  &failed);
+	add_observed(root, result, &failed);
+	proto_state_add_result(root, result, &failed);
 	add_numbers(stats, result, run_stats_fields, NELEM(run_stats_fields), &failed);
 	jutil_add(root, "stats", stats, &failed);
 	return jutil_line(root, failed, length);
@@ -437,6 +488,8 @@ proto_format_error(const char *id_json, const struct kvmrun_error *err, size_t *
 #define IO_RECORD_MAX sizeof("{\"port\":65535,\"size\":4,\"value\":4294967295},")
 /* One dump's fields around its data, with its comma. */
 #define DUMP_FIELDS_MAX sizeof("{\"address\":18446744073709551615,\"data\":\"\"},")
+/* One trace entry at its longest, with its comma. */
+#define TRACE_ENTRY_MAX sizeof("{\"rip\":18446744073709551615,\"cs\":65535},")
 
 uint64_t
 proto_result_max_length(const struct proto_limits *limits)
@@ -448,8 +501,16 @@ proto_result_max_length(const struct proto_limits *limits)
 	uint64_t dumps = proto_base64_encoded_length(limits->max_dump_bytes) +
 			 (uint64_t)limits->max_dumps * (DUMP_FIELDS_MAX + 4);
 
+	/*
+	 * Each entry of changes pays KVMRUN_CHANGE_COST, more than its fields
+	 * and base64 rounding, from the same bound: 4/3 of it at most.
+	 */
+	uint64_t changes = proto_base64_encoded_length(limits->max_dump_bytes);
+
 	return RESULT_FIXED_MAX + limits->max_line + console +
-	       (uint64_t)limits->max_io_log * IO_RECORD_MAX + dumps;
+	       (uint64_t)limits->max_io_log * IO_RECORD_MAX + dumps +
+	       (uint64_t)limits->max_trace * TRACE_ENTRY_MAX + changes +
+	       proto_state_max_length();
 }
 
 /* The "kvm" object of a ping: available with the API and modes, or why not. */
@@ -475,6 +536,7 @@ new_kvm_status(const struct proto_kvm_status *kvm, bool *failed)
 			jutil_append(modes, json_object_new_string(kvmrun_mode_names[i]),
 				     failed);
 	jutil_add(obj, "modes", modes, failed);
+	add_paging(obj, "paged", kvm->paged, failed);
 	return obj;
 }
 
@@ -878,52 +940,66 @@ get_list(struct json_object *root, const char *key, size_t size, void **items,
 	return 0;
 }
 
+/*
+ * "io_log" and "trace": KEY's objects of FIELDS into *ITEMS, records of SIZE
+ * bytes; *COUNT those read, so a failure frees what there is.
+ */
 static int
-get_io_log(struct json_object *root, struct kvmrun_result *result,
-	   struct kvmrun_error *err)
+get_records(struct json_object *root, const char *key, size_t size,
+	    const struct num_field *fields, size_t field_count, void **items, size_t *count,
+	    struct kvmrun_error *err)
 {
 	struct json_object *array;
-	void *items;
-	size_t count;
+	size_t n;
 
-	if (get_list(root, "io_log", sizeof(*result->io_log), &items, &count, &array,
-		     err) < 0)
+	if (get_list(root, key, size, items, &n, &array, err) < 0)
 		return -1;
-	result->io_log = items;
-	for (size_t i = 0; i < count; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct json_object *record = json_object_array_get_idx(array, i);
 		char path[JUTIL_PATH_MAX];
 
-		snprintf(path, sizeof(path), "io_log[%zu]", i);
+		snprintf(path, sizeof(path), "%s[%zu]", key, i);
 		if (jutil_object(record, path, err) < 0 ||
-		    get_numbers(record, path, &result->io_log[i], io_record_fields,
-				NELEM(io_record_fields), err) < 0)
+		    get_numbers(record, path, (uint8_t *)*items + i * size, fields,
+				field_count, err) < 0)
 			return -1;
-		result->io_log_count = i + 1;
+		*count = i + 1;
 	}
 	return 0;
 }
 
 static int
-get_dumps(struct json_object *root, struct kvmrun_result *result,
-	  struct kvmrun_error *err)
+get_io_log(struct json_object *root, struct kvmrun_result *result,
+	   struct kvmrun_error *err)
+{
+	void *items = NULL;
+	int rc = get_records(root, "io_log", sizeof(*result->io_log), io_record_fields,
+			     NELEM(io_record_fields), &items, &result->io_log_count, err);
+
+	result->io_log = items;
+	return rc;
+}
+
+/* "dump" and "changes": KEY's {"address", "data"} objects into *BLOBS. */
+static int
+get_blob_list(struct json_object *root, const char *key, struct kvmrun_blob **blobs,
+	      size_t *blob_count, struct kvmrun_error *err)
 {
 	struct json_object *array;
 	void *items;
 	size_t count;
 
-	if (get_list(root, "dump", sizeof(*result->dumps), &items, &count, &array,
-		     err) < 0)
+	if (get_list(root, key, sizeof(**blobs), &items, &count, &array, err) < 0)
 		return -1;
-	result->dumps = items;
+	*blobs = items;
 	for (size_t i = 0; i < count; i++) {
 		struct json_object *obj = json_object_array_get_idx(array, i);
-		struct kvmrun_blob *dump = &result->dumps[i];
+		struct kvmrun_blob *dump = &(*blobs)[i];
 		char path[JUTIL_PATH_MAX], sub[JUTIL_PATH_MAX];
 		struct json_object *val;
 
-		snprintf(path, sizeof(path), "dump[%zu]", i);
-		result->dump_count = i + 1;
+		snprintf(path, sizeof(path), "%s[%zu]", key, i);
+		*blob_count = i + 1;
 		if (jutil_object(obj, path, err) < 0 ||
 		    get_member(obj, path, "address", sub, &val, err) < 0 ||
 		    jutil_u64(val, sub, false, &dump->address, err) < 0 ||
@@ -931,6 +1007,52 @@ get_dumps(struct json_object *root, struct kvmrun_result *result,
 			      err) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+static int
+get_trace(struct json_object *root, struct kvmrun_result *result,
+	  struct kvmrun_error *err)
+{
+	void *items = NULL;
+	int rc = get_records(root, "trace", sizeof(*result->trace), trace_fields,
+			     NELEM(trace_fields), &items, &result->trace_count, err);
+
+	result->trace = items;
+	return rc;
+}
+
+/* "trace" and "changes", each only in the answer to a run that asked for it. */
+static int
+get_observed(struct json_object *root, struct kvmrun_result *result,
+	     struct kvmrun_error *err)
+{
+	if (json_object_object_get_ex(root, "trace", NULL) &&
+	    (get_trace(root, result, err) < 0 ||
+	     get_flag(root, "trace_truncated", &result->trace_truncated, err) < 0))
+		return -1;
+	if (json_object_object_get_ex(root, "changes", NULL) &&
+	    (get_blob_list(root, "changes", &result->changes, &result->change_count,
+			   err) < 0 ||
+	     get_flag(root, "changes_truncated", &result->changes_truncated, err) < 0))
+		return -1;
+	return 0;
+}
+
+/* KEY, when present: "legacy" or "compat" (NONE is never written). */
+static int
+get_paging(struct json_object *obj, const char *path, const char *key,
+	   enum kvmrun_paging *paging, struct kvmrun_error *err)
+{
+	int kind;
+
+	*paging = KVMRUN_PAGING_NONE;
+	if (!json_object_object_get_ex(obj, key, NULL))
+		return 0;
+	if (get_enum(obj, path, key, kvmrun_paging_names + 1, KVMRUN_PAGING_COUNT - 1, &kind,
+		     err) < 0)
+		return -1;
+	*paging = (enum kvmrun_paging)(kind + 1);
 	return 0;
 }
 
@@ -952,11 +1074,14 @@ get_result(struct json_object *root, struct kvmrun_result *result,
 	    get_named(obj, "regs", kvmrun_reg_names, 0, KVMRUN_REG_COUNT, result->regs,
 		      err) < 0 ||
 	    get_sregs(root, &result->sregs, err) < 0 ||
+	    get_paging(root, "", "paging", &result->paging, err) < 0 ||
 	    get_console(root, result, err) < 0 ||
 	    get_flag(root, "console_truncated", &result->console_truncated, err) < 0 ||
 	    get_io_log(root, result, err) < 0 ||
 	    get_flag(root, "io_log_truncated", &result->io_log_truncated, err) < 0 ||
-	    get_dumps(root, result, err) < 0 ||
+	    get_blob_list(root, "dump", &result->dumps, &result->dump_count, err) < 0 ||
+	    get_observed(root, result, err) < 0 ||
+	    proto_state_get_result(root, result, err) < 0 ||
 	    get_object(root, "", "stats", sub, &obj, err) < 0 ||
 	    get_numbers(obj, "stats", result, run_stats_fields, NELEM(run_stats_fields),
 			err) < 0) {
@@ -1042,7 +1167,7 @@ get_kvm_status(struct json_object *root, struct proto_kvm_status *kvm,
 			return -1;
 		kvm->mode_supported[mode] = true;
 	}
-	return 0;
+	return get_paging(obj, path, "paged", &kvm->paged, err);
 }
 
 static int

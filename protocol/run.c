@@ -15,6 +15,11 @@ const char *const kvmrun_mode_names[KVMRUN_MODE_COUNT] = {
 	"real", "protected", "paged", "long",
 };
 
+/* NONE is never on the wire: a run or ping without paging has no field. */
+const char *const kvmrun_paging_names[KVMRUN_PAGING_COUNT] = {
+	NULL, "legacy", "compat",
+};
+
 const char *const kvmrun_reg_names[KVMRUN_REG_COUNT] = {
 	"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
 	"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
@@ -32,7 +37,7 @@ const char *const kvmrun_errcode_names[KVMRUN_ERR_COUNT] = {
 
 const char *const kvmrun_exit_reason_names[KVMRUN_EXIT_REASON_COUNT] = {
 	"hlt", "io", "mmio", "shutdown", "timeout", "fail_entry", "internal_error",
-	"exception", "output_limit", "cancelled", "other",
+	"exception", "output_limit", "cancelled", "other", "step_limit",
 };
 
 const char *const kvmrun_msr_names[KVMRUN_MSR_COUNT] = {
@@ -173,6 +178,8 @@ kvmrun_spec_init(struct kvmrun_spec *spec)
 	spec->timeout_ms = KVMRUN_DEFAULT_TIMEOUT_MS;
 	spec->console_max = KVMRUN_DEFAULT_CONSOLE_MAX;
 	spec->io_log_max = KVMRUN_DEFAULT_IO_LOG_MAX;
+	spec->trace_max = KVMRUN_DEFAULT_TRACE_MAX;
+	spec->changes_max = KVMRUN_DEFAULT_CHANGES_MAX;
 }
 
 void

@@ -67,9 +67,11 @@ EOF
 # A stand-in for kvmrund, for answers no daemon gives on demand, on the
 # socket argv[1].  For each connection it reads what to do from files in the
 # directory argv[2], written before the client starts: it saves the request
-# line in "request", then per "fake.behaviour" sends the line in
-# "fake.answer" (answer), its first half and hangs up (half), hangs up
-# without a word (close), or says nothing until the client goes (silent).
+# line in "request" (and appends it to "requests"), then per
+# "fake.behaviour" sends the line in "fake.answer" (answer; its Nth line to
+# the Nth connection, the last to any after it), its first half
+# and hangs up (half), hangs up without a word (close), or says nothing
+# until the client goes (silent).
 # It ends with the test's shell.
 cat >"$test_dir/fake.py" <<'EOF'
 import os, socket, sys
@@ -88,12 +90,18 @@ while os.getppid() == parent:
     with open(os.path.join(where, "fake.behaviour")) as f:
         behaviour = f.read().strip()
     with open(os.path.join(where, "fake.answer"), "rb") as f:
-        answer = f.read()
+        answers = f.read().splitlines(keepends=True)
     c.settimeout(30)
     try:
         line = c.makefile("rb").readline()
         with open(os.path.join(where, "request"), "wb") as f:
             f.write(line)
+        with open(os.path.join(where, "requests"), "ab+") as f:
+            f.write(line)
+            f.seek(0)
+            tries = len(f.read().splitlines())
+        # The first connection gets the first line, the next the next...
+        answer = answers[min(tries, len(answers)) - 1]
         if behaviour == "answer":
             c.sendall(answer)
         elif behaviour == "half":
@@ -122,7 +130,7 @@ done
 fake_next() {
 	printf '%s\n' "$1" >"$test_dir/fake.behaviour"
 	printf '%s\n' "${2:-}" >"$test_dir/fake.answer"
-	rm -f "$test_dir/request"
+	rm -f "$test_dir/request" "$test_dir/requests"
 }
 
 # fake BEHAVIOUR ANSWER ARG...: kvmrun-client ARG... against the stand-in,
@@ -187,6 +195,56 @@ like "$out" "*
   5  the daemon has no usable /dev/kvm*" "--help documents exit status 5"
 help_out=$out
 
+# The exit statuses: one table, the same in --help, the man page and the
+# README, each status on its line or lines.
+cat >"$test_dir/tables.py" <<'EOF'
+import re, sys
+
+def norm(text):
+    return " ".join(text.replace("\\-", "-").split())
+
+def from_help(text):
+    table, status = {}, None
+    for line in text.split("\nExit status:\n", 1)[1].splitlines():
+        m = re.match(r"  (\d)  (.*)", line)
+        if m:
+            status = m.group(1)
+            table[status] = m.group(2)
+        elif line.startswith("     ") and status is not None:
+            table[status] += " " + line
+        else:
+            break
+    return table
+
+def from_man(text):
+    section = text.split("\n.Sh EXIT STATUS\n", 1)[1].split("\n.Sh ", 1)[0]
+    items = section.split("\n.Bl ", 1)[1].split("\n.El", 1)[0]
+    table = {}
+    for item in items.split("\n.It ")[1:]:
+        status, _, rest = item.partition("\n")
+        table[status] = rest
+    return table
+
+def from_readme(text):
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\| (\d) \| (.*) \|$", text, re.M)}
+
+tables = [from_help(open(sys.argv[1]).read()), from_man(open(sys.argv[2]).read()),
+          from_readme(open(sys.argv[3]).read())]
+for name, table in zip(("--help", "kvmrun-client.1", "README.md"), tables):
+    print(name, sorted((k, norm(v)) for k, v in table.items()))
+EOF
+client --help
+printf '%s\n' "$out" >"$test_dir/help"
+"$PYTHON3" "$test_dir/tables.py" "$test_dir/help" "$TOP_SRCDIR/man/kvmrun-client.1" \
+	"$TOP_SRCDIR/README.md" >"$test_dir/tables" 2>&1
+help_table=$(sed -n 's/^--help //p' "$test_dir/tables")
+like "$help_table" "*('6', 'the daemon had no room (error busy): try again later, or with --retry')*" \
+	"--help's exit status table reads as a table, busy included"
+is "$(sed -n 's/^kvmrun-client.1 //p' "$test_dir/tables")" "$help_table" \
+	"the man page's exit status table is --help's"
+is "$(sed -n 's/^README.md //p' "$test_dir/tables")" "$help_table" \
+	"the README's exit status table is --help's"
+
 client -h
 status_is 0 "-h exits 0"
 is "$out" "$help_out" "-h is --help"
@@ -194,14 +252,17 @@ is "$out" "$help_out" "-h is --help"
 client ping
 status_is 0 "ping exits 0"
 if have_kvm; then
-	# paged is left out on hosts whose KVM cannot do it.
-	is "$(printf '%s\n' "$out" | sed 's/ paged / /')" \
-		"kvmrund $version, protocol 3, KVM API 12, modes real protected long" \
+	# --paged=auto serves paged everywhere, in compatibility mode where
+	# KVM keeps no legacy paging (kvm_pvm), which ping marks.
+	is "$(head -n 1 "$test_dir/out" | sed 's/ paged (compat) / paged /')" \
+		"kvmrund $version, protocol 3, KVM API 12, modes real protected paged long" \
 		"ping shows the daemon's versions and KVM's modes"
 else
-	is "$out" "kvmrund $version, protocol 3, KVM unavailable: $KVM_REASON" \
+	is "$(head -n 1 "$test_dir/out")" "kvmrund $version, protocol 3, KVM unavailable: $KVM_REASON" \
 		"ping shows the daemon's versions and why there is no KVM"
 fi
+like "$(sed -n 2p "$test_dir/out")" "round trip [0-9]*.[0-9][0-9][0-9] ms" \
+	"ping shows the round-trip time"
 
 client ping --json
 status_is 0 "ping --json exits 0"
@@ -244,8 +305,9 @@ fake_next answer "$(answer '{"console":"hi\n"}')"
 client_tty --socket "$FAKE_SOCK" "$GUESTS/hello-real.bin"
 status_is 0 "a halt shown on a terminal exits 0"
 like "$out" "hi
+${esc}[2m-- end of console --${esc}[0m
 ${esc}[1mexit:${esc}[0m ${esc}[32mhlt${esc}[0m
-${esc}[2mrax=${esc}[0m0000000000000000 *" "a halt on a terminal is green, the registers' names dim"
+${esc}[2max=${esc}[0m0000 *" "a halt on a terminal is green, the registers' names dim"
 fake_next answer "$(answer '{"exit":{"reason":"shutdown"}}')"
 client_tty --socket "$FAKE_SOCK" "$GUESTS/hello-real.bin"
 status_is 1 "a shutdown shown on a terminal exits 1"
@@ -254,7 +316,7 @@ like "$out" "${esc}[1mexit:${esc}[0m ${esc}[31mshutdown${esc}[0m
 fake_next answer "$halt"
 NO_COLOR=yes client_tty --socket "$FAKE_SOCK" "$GUESTS/hello-real.bin"
 like "$out" "exit: hlt
-rax=0000000000000000 *" "NO_COLOR takes the colour off a run's summary"
+ax=0000 *" "NO_COLOR takes the colour off a run's summary"
 
 # --- terminal safety: control bytes shown on a terminal, sent through a pipe --
 
@@ -264,6 +326,7 @@ fake_next answer "$ctl_answer"
 NO_COLOR=1 client_tty --socket "$FAKE_SOCK" "$GUESTS/hello-real.bin"
 status_is 0 "a console with control bytes on a terminal exits 0"
 like "$out" 'a\\x1b[2Jb	c\\x07\\x0d\\x7f\\xc2\\x9bd
+-- end of console --
 exit: hlt*' "on a terminal the console's control bytes are shown, \\n and \\t kept"
 fake_next answer "$ctl_answer"
 NO_COLOR=1 client_tty --socket "$FAKE_SOCK" --raw-console -q "$GUESTS/hello-real.bin"
@@ -285,10 +348,10 @@ status_is 2 "--raw-console is a run option"
 ping_ctl='{"id":1,"ok":true,"version":"9\u001b]0;owned\u0007","protocol":3,"kvm":{"available":false,"reason":"no\u001b[5m"}}'
 fake_next answer "$ping_ctl"
 client_tty --socket "$FAKE_SOCK" ping
-is "$out" 'kvmrund 9\x1b]0;owned\x07, protocol 3, KVM unavailable: no\x1b[5m' \
+is "$(head -n 1 "$test_dir/out")" 'kvmrund 9\x1b]0;owned\x07, protocol 3, KVM unavailable: no\x1b[5m' \
 	"on a terminal the daemon's version and reason show their control bytes"
 fake answer "$ping_ctl" ping
-is "$out" "kvmrund 9${esc}]0;owned$(printf '\007'), protocol 3, KVM unavailable: no${esc}[5m" \
+is "$(head -n 1 "$test_dir/out")" "kvmrund 9${esc}]0;owned$(printf '\007'), protocol 3, KVM unavailable: no${esc}[5m" \
 	"piped, the daemon's strings are as they came"
 
 TERM=dumb client_tty stats
@@ -334,7 +397,7 @@ for mode in real protected paged long; do
 	is "$(head -n 1 "$test_dir/out")" "$hello" "hello world in $mode mode prints its console"
 	like "$out" "*
 exit: hlt
-*rbx=0000000000004b4f*stats: * exits, *.* ms" "hello world in $mode mode shows the exit and registers"
+*bx=*4b4f*stats: * exits, *.* ms" "hello world in $mode mode shows the exit and registers"
 done
 
 if kvm_or_skip "--quiet exits 0" "--quiet prints the console bytes and nothing else" \
@@ -467,7 +530,8 @@ if kvm_or_skip "a port the daemon does not serve exits 1" "an io exit shows its 
 
 	client --mode long --reg rdi=3 "$GUESTS/faults-long.bin"
 	status_is 1 "a page fault exits 1"
-	like "$out" "exit: exception: #PF (vector 14), error code 0x*, cr2 0x100000000
+	like "$out" "*exit: exception: #PF (vector 14) at *:0*
+      error code 0x* (*present * *), cr2 0x100000000
 *" "an exception shows its vector, error code and cr2"
 
 	# The guest fills the console a page per exit, 64 exits: a timeout is a
@@ -485,7 +549,20 @@ fi
 
 client --memory 1G "$GUESTS/hello-real.bin"
 status_is 3 "--memory over the daemon's --max-memory exits 3"
-like "$err" "kvmrun-client: daemon: too_large: *memory*" "the daemon's error code and message are shown"
+is "$err" "kvmrun-client: --memory 1G: more than the daemon allows, at most 256M (its --max-memory)" \
+	"--memory past the daemon's limit is said in the client's terms"
+client --timeout 2m "$GUESTS/hello-real.bin"
+status_is 3 "--timeout over the daemon's --max-timeout-ms exits 3"
+is "$err" "kvmrun-client: --timeout 120000ms: longer than the daemon allows, at most 60000ms (its --max-timeout-ms)" \
+	"--timeout past the daemon's limit is said in the client's terms"
+fake answer '{"id":1,"ok":false,"error":{"code":"too_large","message":"memory_size: 8392704 is over the limit of 8392705 (--max-memory)"}}' \
+	"$GUESTS/hello-real.bin"
+is "$err" "kvmrun-client: --memory 8196K: more than the daemon allows, at most 0x801001 (its --max-memory)" \
+	"a size that is no whole K, M or G is said in hex, as --memory takes it"
+fake answer '{"id":1,"ok":false,"error":{"code":"too_large","message":"dump: the lengths add up to more than the limit of 4 bytes (--max-dump-bytes)"}}' \
+	"$GUESTS/hello-real.bin"
+is "$status/$err" "3/kvmrun-client: daemon: too_large: dump: the lengths add up to more than the limit of 4 bytes (--max-dump-bytes)" \
+	"a too_large of another form is shown as it is"
 
 # Only the daemon knows a real-mode rip must fit 16 bits.
 client --reg rip=0x12345 "$GUESTS/hello-real.bin"
@@ -501,7 +578,7 @@ is "$(json "$out" 'r["ok"]')" false "--json prints an error response as it is"
 nokvm_reason="$test_dir/nokvm: No such file or directory"
 client -s "$NOKVM_SOCK" ping
 status_is 0 "ping of a daemon without KVM exits 0"
-is "$out" "kvmrund $version, protocol 3, KVM unavailable: $nokvm_reason" \
+is "$(head -n 1 "$test_dir/out")" "kvmrund $version, protocol 3, KVM unavailable: $nokvm_reason" \
 	"ping says why the daemon has no KVM"
 
 client -s "$NOKVM_SOCK" "$GUESTS/hello-real.bin"
@@ -615,7 +692,7 @@ is "$err" "kvmrun-client: $FAKE_SOCK: answer of the wrong kind for run" "an answ
 
 # An error about a line too long to find the id in comes with id null.
 fake answer '{"id":null,"ok":false,"error":{"code":"busy","message":"too many connections"}}' ping
-status_is 3 "an error answer with id null exits 3"
+status_is 6 "an error answer with id null exits with its code's status (busy: 6)"
 is "$err" "kvmrun-client: daemon: busy: too many connections" "an error with id null is shown"
 
 printf '%s\n' '{"id":1,"op":"ping"}' >"$test_dir/raw.in"
@@ -693,7 +770,7 @@ done <<'EOF'
 --timeout 99999999999999999999|--timeout 99999999999999999999: too long (at most 2147483647 ms)
 --json=1|option --json takes no value, not --json=1
 --quiet=yes|option --quiet takes no value, not --quiet=yes
---m real|option --m is ambiguous: it may be --mode or --memory
+--m real|option --m is ambiguous: it may be --mode, --memory or --max-instructions
 --ti 5|option --ti is ambiguous: it may be --timeout-ms or --timeout
 --color blue|--color blue: not auto, always or never
 --region 0x1000:- --region 0x2000:-|stdin (-) can be read only once, but --region 0x1000:- and --region 0x2000:- both name it
@@ -792,22 +869,20 @@ cd - >/dev/null || exit 99
 # What the client prints for answers recorded here as kvmrund sends them.
 
 fake answer "$(answer '{"console": "Hello, world!\n",
-	"regs": {"rbx": 19279, "rsp": 65534, "r8": 8, "r15": 18446744073709551615, "rip": 23, "rflags": 2},
+	"regs": {"rbx": 19279, "rsp": 65534, "rip": 23, "rflags": 514},
 	"sregs": {"cr0": 1610612752, "cs": {"selector": 256, "base": 4096}, "tr": {"selector": 0, "base": 2031616}},
 	"io_log": [{"port": 128, "size": 1, "value": 66}, {"port": 129, "size": 2, "value": 4660}],
 	"dump": [{"address": 1024, "data": "KgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABBQgA="}],
 	"stats": {"exits": 3, "run_ns": 48211}}')" "$GUESTS/hello-real.bin"
 status_is 0 "a recorded halt exits 0"
 is "$out" "Hello, world!
+-- end of console --
 exit: hlt
-rax=0000000000000000 rbx=0000000000004b4f rcx=0000000000000000 rdx=0000000000000000
-rsi=0000000000000000 rdi=0000000000000000 rsp=000000000000fffe rbp=0000000000000000
- r8=0000000000000008  r9=0000000000000000 r10=0000000000000000 r11=0000000000000000
-r12=0000000000000000 r13=0000000000000000 r14=0000000000000000 r15=ffffffffffffffff
-rip=0000000000000017 rflags=0000000000000002 efer=0000000000000000
-cr0=0000000060000010 cr2=0000000000000000 cr3=0000000000000000 cr4=0000000000000000
-cs=0100 ds=0000 es=0000 ss=0000 fs=0000 gs=0000 tr=0000 ldt=0000
-cs.base=0000000000001000 tr.base=00000000001f0000
+ax=0000  bx=4b4f  cx=0000  dx=0000  si=0000  di=0000  sp=fffe  bp=0000
+ip=0017  flags=0202 IF
+cr0=60000010  cr2=00000000  cr3=00000000  cr4=00000000
+cs=0100  ds=0000  es=0000  ss=0000  fs=0000  gs=0000  tr=0000  ldt=0000
+ cs.base=00001000   tr.base=001f0000
 io log: 2 records
   port 0x0080 size 1 value 0x42
   port 0x0081 size 2 value 0x1234
@@ -816,13 +891,129 @@ dump: 0x400, 35 bytes
 00000410  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|
 00000420  41 42 00                                          |AB.|
 00000423
-stats: 3 exits, 0.048 ms" "a recorded halt is shown in full"
+stats: 3 exits, 0.048 ms" "a recorded halt in real mode is shown in full, 16-bit registers"
+
+# --- the summary: the mode's registers at their width, in 80 columns ---------
+
+# longest_line: the widest line of the last output, in characters.
+longest_line() {
+	awk '{ if (length($0) > n) n = length($0) } END { print n + 0 }' "$test_dir/out"
+}
+
+fake answer "$(answer '{"regs": {"rax": 305419896, "rsp": 28672, "rip": 4112, "rflags": 582},
+	"sregs": {"cr0": 17, "cs": {"selector": 8}, "ds": {"selector": 16}, "es": {"selector": 16},
+	"ss": {"selector": 16}}}')" "$GUESTS/hello-real.bin"
+is "$out" "exit: hlt
+eax=12345678  ebx=00000000  ecx=00000000  edx=00000000
+esi=00000000  edi=00000000  esp=00007000  ebp=00000000
+eip=00001010  eflags=00000246 PF ZF IF
+cr0=00000011  cr2=00000000  cr3=00000000  cr4=00000000
+cs=0008  ds=0010  es=0010  ss=0010  fs=0000  gs=0000  tr=0000  ldt=0000
+stats: 1 exit, 0.000 ms" "a recorded halt in protected mode has 32-bit registers, no efer"
+
+fake answer "$(answer '{"regs": {"rax": 1, "rsp": 28672, "r8": 8, "r15": 18446744073709551615,
+	"rip": 8192, "rflags": 12870},
+	"sregs": {"cr0": 2147483665, "cr3": 4096, "cr4": 32, "efer": 1280, "cs": {"selector": 8},
+	"fs": {"selector": 0, "base": 18446744069414584320}}}')" "$GUESTS/hello-real.bin"
+is "$out" "exit: hlt
+rax=0000000000000001  rbx=0000000000000000  rcx=0000000000000000
+rdx=0000000000000000  rsi=0000000000000000  rdi=0000000000000000
+rsp=0000000000007000  rbp=0000000000000000   r8=0000000000000008
+ r9=0000000000000000  r10=0000000000000000  r11=0000000000000000
+r12=0000000000000000  r13=0000000000000000  r14=0000000000000000
+r15=ffffffffffffffff
+rip=0000000000002000  rflags=0000000000003246 PF ZF IF IOPL=3
+ cr0=0000000080000011   cr2=0000000000000000   cr3=0000000000001000
+ cr4=0000000000000020  efer=0000000000000500
+cs=0008  ds=0000  es=0000  ss=0000  fs=0000  gs=0000  tr=0000  ldt=0000
+ fs.base=ffffffff00000000
+stats: 1 exit, 0.000 ms" "a recorded halt in long mode has 64-bit registers, r8..r15 and efer"
+is "$(longest_line)" 71 "long mode's register lines fit in 80 columns"
+
+fake answer "$(answer '{"regs": {"rax": 305419896}}')" "$GUESTS/hello-real.bin"
+like "$out" "exit: hlt
+eax=12345678  ebx=00000000  ecx=00000000  edx=00000000
+*eip=00000000  eflags=00000000
+*" "real mode shows 32-bit registers when a value needs them: no bit is hidden"
+
+fake answer "$(answer '{"regs": {"rflags": 4194303}, "sregs": {"cr0": 2147483665, "efer": 1280}}')" \
+	"$GUESTS/hello-real.bin"
+like "$out" "*rflags=00000000003fffff CF PF AF ZF SF TF IF DF OF IOPL=3
+                                              NT RF VM AC VIF VIP ID
+*" "every flag is named, wrapped under the first"
+is "$(longest_line)" 79 "rflags with every flag fits in 80 columns"
+
+# A page fault's error code in words; its details on a line of their own.
+while IFS='|' read -r code words; do
+	fake answer "$(answer "{\"exit\": {\"reason\": \"exception\", \"vector\": 14, \"name\": \"#PF\",
+		\"error_code\": $code, \"rip\": 4660, \"cs\": 8, \"cr2\": 4294967296}}")" "$GUESTS/hello-real.bin"
+	is "$(sed -n '/^exit:/,+1p' "$test_dir/out")" "exit: exception: #PF (vector 14) at 0008:1234
+      error code $(printf '0x%x' "$code") ($words), cr2 0x100000000" "#PF error code $code reads $words"
+done <<'PF'
+0|not-present read supervisor
+2|not-present write supervisor
+7|present write user
+17|present fetch supervisor
+45|present read user reserved-bit protection-key
+PF
+fake answer "$(answer '{"exit": {"reason": "exception", "vector": 13, "name": "#GP", "error_code": 16,
+	"rip": 16, "cs": 8}, "sregs": {"cr0": 17}}')" "$GUESTS/hello-real.bin"
+is "$(sed -n '/^exit:/,/^eax/p' "$test_dir/out")" "exit: exception: #GP (vector 13) at 0008:00000010
+      error code 0x10
+eax=00000000  ebx=00000000  ecx=00000000  edx=00000000" "another error code is shown in hex, rip at the mode's width"
+
+# An io exit's data: up to the daemon's 64 bytes, and how many more were not sent.
+data64=$(printf 'A%.0s' $(seq 64) | base64 -w0)
+fake answer "$(answer "{\"exit\": {\"reason\": \"io\", \"port\": 233, \"direction\": \"out\",
+	\"size\": 1, \"count\": 100, \"data\": \"$data64\"}}")" "$GUESTS/hello-real.bin"
+status_is 1 "an io exit of 100 bytes exits 1"
+is "$(sed -n '/^exit:/,/^ax=/p' "$test_dir/out")" "exit: io: out port 0xe9, size 1, count 100
+      data 41 41 41 41 41 41 41 41 41 41 41 41 41 41 41 41
+           41 41 41 41 41 41 41 41 41 41 41 41 41 41 41 41
+           41 41 41 41 41 41 41 41 41 41 41 41 41 41 41 41
+           41 41 41 41 41 41 41 41 41 41 41 41 41 41 41 41
+           ... (36 more bytes not shown)
+ax=0000  bx=0000  cx=0000  dx=0000  si=0000  di=0000  sp=0000  bp=0000" \
+	"io data cut at 64 bytes says how many more there were, in rows within 80 columns"
+fake answer "$(answer "{\"exit\": {\"reason\": \"io\", \"port\": 233, \"direction\": \"out\",
+	\"size\": 4, \"count\": 16, \"data\": \"$data64\"}}")" "$GUESTS/hello-real.bin"
+case $out in
+*"more bytes"*) not_ok "64 bytes of data that are all of it are not said to be cut" ;;
+*) ok "64 bytes of data that are all of it are not said to be cut" ;;
+esac
+
+# The summary apart from the console: after a line, or on stderr.
+fake answer "$(answer '{"console": "exit: hlt\n"}')" "$GUESTS/hello-real.bin"
+like "$out" "exit: hlt
+-- end of console --
+exit: hlt
+*" "a line ends the console before the summary, so a guest cannot pass for it"
+fake answer "$(answer '{"console": "exit: hlt\n", "exit": {"reason": "shutdown"}}')" \
+	--summary stderr "$GUESTS/hello-real.bin"
+status_is 1 "--summary stderr keeps the exit status"
+is "$out" "exit: hlt" "--summary stderr leaves the console alone on stdout"
+like "$err" "exit: shutdown
+ax=0000 *
+stats: 1 exit, *" "--summary stderr sends the summary to stderr, without the console's end line"
+fake answer "$halt" --summary stdout ping
+status_is 2 "--summary is a run option"
+fake answer "$halt" --summary both "$GUESTS/hello-real.bin"
+is "$status/$err" "2/kvmrun-client: --summary both: not stdout or stderr
+Try 'kvmrun-client --help'." "--summary takes stdout or stderr"
+
+# -q: the console only, but a run that failed says why.
+fake answer "$(answer '{"console": "x\n", "exit": {"reason": "timeout"}}')" -q "$GUESTS/hello-real.bin"
+status_is 1 "-q with a timeout exits 1"
+is "$out/$err" "x/kvmrun-client: exit: timeout" "-q still says why a run failed, on stderr"
+fake answer "$(answer '{"console": "x\n"}')" -q "$GUESTS/hello-real.bin"
+is "$out/$err" "x/" "-q with a halt says nothing more"
 
 fake answer "$(answer '{"console": "no newline", "exit": {"reason": "timeout"},
 	"dump": [{"address": 4096, "data": "'"$(head -c 4096 /dev/zero | base64 -w0)"'"}],
 	"stats": {"exits": 1, "run_ns": 1500000000}}')" "$GUESTS/hello-real.bin"
 status_is 1 "a recorded timeout exits 1"
 like "$out" "no newline
+-- end of console --
 exit: timeout
 *dump: 0x1000, 4096 bytes
 00001000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|
@@ -862,9 +1053,9 @@ io exit (out)|1|{"reason": "io", "port": 128, "direction": "out", "size": 1, "co
 io exit (rep in)|1|{"reason": "io", "port": 1016, "direction": "in", "size": 2, "count": 8, "data": ""}|io: in port 0x3f8, size 2, count 8
 mmio write|1|{"reason": "mmio", "address": 268435456, "is_write": true, "length": 4, "data": "eFY0Eg=="}|mmio: write 0x10000000, length 4, data 78 56 34 12
 mmio read|1|{"reason": "mmio", "address": 4294967296, "is_write": false, "length": 8, "data": ""}|mmio: read 0x100000000, length 8
-page fault|1|{"reason": "exception", "vector": 14, "name": "#PF", "error_code": 2, "rip": 4660, "cs": 8, "cr2": 4294967296}|exception: #PF (vector 14), error code 0x2 at 0008:0000000000001234, cr2 0x100000000
-invalid opcode|1|{"reason": "exception", "vector": 6, "name": "#UD", "rip": 16, "cs": 24}|exception: #UD (vector 6) at 0018:0000000000000010
-exception without a name|1|{"reason": "exception", "vector": 15, "rip": 16, "cs": 24}|exception: exception (vector 15) at 0018:0000000000000010
+page fault|1|{"reason": "exception", "vector": 14, "name": "#PF", "error_code": 2, "rip": 4660, "cs": 8, "cr2": 4294967296}|exception: #PF (vector 14) at 0008:1234
+invalid opcode|1|{"reason": "exception", "vector": 6, "name": "#UD", "rip": 16, "cs": 24}|exception: #UD (vector 6) at 0018:0010
+exception without a name|1|{"reason": "exception", "vector": 15, "rip": 16, "cs": 24}|exception: exception (vector 15) at 0018:0010
 shutdown|1|{"reason": "shutdown"}|shutdown
 full io log|1|{"reason": "output_limit", "limit": "io_log"}|output_limit: io log full
 fail_entry|1|{"reason": "fail_entry", "hardware_entry_failure_reason": 33}|fail_entry: hardware entry failure reason 0x21
@@ -894,11 +1085,167 @@ fake answer '{"id":1,"ok":false,"error":{"code":"unsupported","message":"paged m
 status_is 3 "a recorded unsupported error exits 3"
 is "$err" "kvmrun-client: daemon: unsupported: paged mode: no" "a recorded error is shown with its code"
 
+# --- the CPU state, stepping, trace and changes --------------------------------
+# --state FILE is read by the daemon's own parser; --return's parts are
+# checked here; what comes back is shown after the registers.
+
+cat >"$test_dir/state.json" <<'EOF'
+{"xstate": {"xmm0": "0x3f800000", "mxcsr": 8064},
+ "msrs": {"fs_base": "0x7000"},
+ "cpuid": [{"function": 7, "eax": 0, "ebx": 0, "ecx": 0, "edx": 0}],
+ "segments": {"ds": {"selector": 0, "base": 1048576, "limit": 4294967295, "attributes": "0x8093"}}}
+EOF
+fake answer "$halt" -v --state "$test_dir/state.json" --return xstate,msrs,descriptors,cpuid \
+	--max-instructions 7 --trace --changes "$GUESTS/hello-real.bin"
+status_is 0 "--state, --return, --max-instructions, --trace and --changes exit 0 on a halt"
+is "$(request 'sorted((k, v) for k, v in r.items() if k not in ("id", "image"))')" \
+	'[["changes", true], ["cpuid", [{"function": 7, "index": 0, "eax": 0, "ebx": 0, "ecx": 0, "edx": 0}]], ["max_instructions", 7], ["msrs", {"fs_base": 28672}], ["return", ["xstate", "msrs", "descriptors", "cpuid"]], ["segments", {"ds": {"selector": 0, "base": 1048576, "limit": 4294967295, "attributes": 32915}}], ["trace", true], ["xstate", {"xmm0": "0x0000000000000000000000003f800000", "mxcsr": 8064}]]' \
+	"--state's fields, return, max_instructions, trace and changes are sent"
+like "$err" "kvmrun-client: request: {*\"xstate\":{\"xmm0\":*\"return\":\[\"xstate\",\"msrs\",\"descriptors\",\"cpuid\"\]*" \
+	"-v shows the request with the state and return"
+
+printf '{"xstate": {"xmm3": "0x1", "ymm3": "0x2"}}' >"$test_dir/both.json"
+printf '{"msrs": {"fs_base": 1, "nonsense": 2}}' >"$test_dir/msr.json"
+printf '{"regs": {"rax": 1}}' >"$test_dir/regs.json"
+printf '{"xstate": ' >"$test_dir/short.json"
+for case in "both.json|xstate.ymm3: *" "msr.json|msrs: unknown MSR \"nonsense\" (one of fs_base, *" \
+	"regs.json|regs: not a state field (xstate, msrs, cpuid or segments)" \
+	"short.json|not JSON: it ends too early"; do
+	fake answer "$halt" --state "$test_dir/${case%%|*}" "$GUESTS/hello-real.bin"
+	status_is 2 "--state ${case%%|*}: refused, exit 2"
+	like "$err" "kvmrun-client: --state $test_dir/${case%%|*}: ${case#*|}" \
+		"--state ${case%%|*}: the message names the file and the field"
+	if [ -e "$test_dir/requests" ]; then
+		not_ok "--state ${case%%|*}: refused before connecting"
+	else
+		ok "--state ${case%%|*}: refused before connecting"
+	fi
+done
+fake answer "$halt" --mode long --state "$test_dir/state.json" "$GUESTS/hello-long.bin"
+is "$status/$err" "2/kvmrun-client: --state $test_dir/state.json: segments.ds: a descriptor cache (an object) is real-mode only, not long mode" \
+	"--state's segments are read in the run's mode"
+fake answer "$halt" --seg ds=1 --state "$test_dir/state.json" "$GUESTS/hello-real.bin"
+is "$status/$err" "2/kvmrun-client: --state $test_dir/state.json: its segments and --seg both set the segments: give them in one place" \
+	"--seg and --state's segments are not mixed"
+fake answer "$halt" --state - - <"$GUESTS/hello-real.bin"
+is "$status/$err" "2/kvmrun-client: stdin (-) can be read only once, but the IMAGE and --state - both name it
+Try 'kvmrun-client --help'." \
+	"--state - and an IMAGE on stdin are refused"
+
+for case in "xstate,regs|\"regs\" is not xstate, msrs, descriptors or cpuid" \
+	"xstate,|\"\" is not xstate, msrs, descriptors or cpuid" \
+	"msrs,msrs|msrs is given twice"; do
+	fake answer "$halt" --return "${case%%|*}" "$GUESTS/hello-real.bin"
+	is "$status/$err" "2/kvmrun-client: --return ${case%%|*}: ${case#*|}
+Try 'kvmrun-client --help'." "--return ${case%%|*}: exit 2, said in the option's terms"
+done
+fake answer "$halt" --trace "$GUESTS/hello-real.bin"
+is "$status/$err" "2/kvmrun-client: --trace needs --max-instructions: a run is traced by stepping it" \
+	"--trace without --max-instructions is refused"
+fake answer "$halt" --max-instructions 0 "$GUESTS/hello-real.bin"
+status_is 2 "--max-instructions 0 is refused"
+
+# With "descriptors" every segment has its limit and attributes.
+caches=
+for seg in ds es ss fs gs tr ldt; do
+	caches="$caches\"$seg\": {\"limit\": 65535, \"attributes\": 147}, "
+done
+fake answer "$(answer '{"regs": {"rip": 4096}, "sregs": {'"$caches"'"cr0": 2147483665, "cr4": 32, "efer": 1280,
+	"cs": {"selector": 51, "base": 0, "limit": 4294967295, "attributes": 41211},
+	"gdt": {"base": 1052672, "limit": 55}, "idt": {"base": 0, "limit": 0}},
+	"xstate": {"xmm0": "0x7fc00000bf800000400000003f800000", "st0": "0x4000c90fdaa22168c235",
+	"st7": "0xbfff8000000000000000", "mxcsr": 8064, "fcw": 895, "fsw": 0, "ftw": 65535,
+	"fop": 0, "fip": 0, "fdp": 0, "xcr0": 3},
+	"msrs": {"fs_base": 28672, "lstar": 18446744071578845184},
+	"cpuid": [{"function": 0, "index": 0, "eax": 13, "ebx": 1970169159, "ecx": 1818588270, "edx": 1231384169}]}')" \
+	--summary stderr --return xstate,msrs,descriptors,cpuid "$GUESTS/hello-real.bin"
+status_is 0 "a recorded answer with the CPU state exits 0"
+for line in "xmm0   127:0    7fc00000 bf800000 40000000 3f800000  f32 1 2 -1 nan  f64 2.0000004731118679 *" \
+	"st0    0x4000c90fdaa22168c235  3.14159265358979323851" \
+	"st7    0xbfff8000000000000000  -1" \
+	"mxcsr 0x1f80  fcw 0x037f  fsw 0x0000  ftw 0xffff  fop 0x000  fip 0x0  fdp 0x0  xcr0 0x3" \
+	"lstar          0xffffffff81000000" \
+	"cs     base 0x0000000000000000 limit 0xffffffff attributes 0xa0fb (type 0xb, S, DPL 3, P, L, G)" \
+	"gdt    base 0x0000000000101000 limit 0x0037" \
+	"cpuid 0x00000000.0  eax 0x0000000d ebx 0x756e6547 ecx 0x6c65746e edx 0x49656e69"; do
+	like "$err" "*
+$line
+*" "the returned state is shown: ${line%%  *}"
+done
+like "$err" "*
+cs=0033 *
+xmm0 *
+stats: *" "the state comes after the registers, on the summary's stream (--summary stderr)"
+is "$out" "" "with --summary stderr the state leaves stdout alone"
+fake answer "$(answer '{"xstate": {"xmm0": "0x1", "xcr0": 3}}')" -q "$GUESTS/hello-real.bin"
+is "$out/$err" "/" "-q shows no returned state"
+state_answer=$(answer '{"xstate": {"xmm0": "0x1", "xcr0": 3}}')
+fake answer "$state_answer" --json "$GUESTS/hello-real.bin"
+is "$out" "$state_answer" "--json prints an answer with state as it is"
+
+# A run stepped to its bound: step_limit, status 0, its trace and changes.
+step=$(answer '{"exit": {"reason": "step_limit"},
+	"trace": [{"rip": 0, "cs": 256}, {"rip": 2, "cs": 256}, {"rip": 5, "cs": 256}],
+	"changes": [{"address": 4096, "data": "QUJD"},
+		{"address": 8190, "data": "AQIDBAUGBwgJCgsMDQ4PEBES"}]}')
+fake answer "$step" --max-instructions 3 --trace --changes "$GUESTS/hello-real.bin"
+status_is 0 "a recorded step_limit exits 0: the run ended as asked"
+is "$out" "exit: step_limit
+ax=0000  bx=0000  cx=0000  dx=0000  si=0000  di=0000  sp=0000  bp=0000
+ip=0000  flags=0000
+cr0=60000010  cr2=00000000  cr3=00000000  cr4=00000000
+cs=0000  ds=0000  es=0000  ss=0000  fs=0000  gs=0000  tr=0000  ldt=0000
+trace: 3 instructions
+  0100:0000
+  0100:0002
+  0100:0005
+change: 0x1000, 3 bytes
+00001000  41 42 43                                          |ABC|
+00001003
+change: 0x1ffe, 18 bytes
+00001ffe  01 02 03 04 05 06 07 08  09 0a 0b 0c 0d 0e 0f 10  |................|
+0000200e  11 12                                             |..|
+00002010
+stats: 1 exit, 0.000 ms" "a recorded step_limit shows its trace (cs:ip in real mode) and changes as dumps"
+fake answer "$step" -q --max-instructions 3 "$GUESTS/hello-real.bin"
+is "$status/$out/$err" "0//" "-q with step_limit says nothing: it is no failure"
+fake answer "$(answer '{"exit": {"reason": "step_limit"}, "regs": {"rip": 4098},
+	"sregs": {"cr0": 2147483665, "efer": 1280},
+	"trace": [{"rip": 4096, "cs": 51}], "trace_truncated": true, "changes": [],
+	"changes_truncated": true}')" --max-instructions 9 --trace --changes "$GUESTS/hello-real.bin"
+like "$out" "*
+trace: 1 instruction (truncated)
+  0000000000001000
+changes: truncated
+stats: *" "in long mode the trace is rip alone; truncation is said"
+
+# Paged mode in compatibility mode is told; legacy paging is what "paged" says.
+fake answer "$(answer '{"paging": "compat"}')" --mode paged "$GUESTS/hello-paged.bin"
+like "$out" "*
+paging: compat (32-bit code in compatibility mode, long-mode page tables)
+stats: 1 exit, *" "a run paged in compatibility mode says so"
+fake answer "$(answer '{"paging": "compat", "regs": {"rax": 1},
+	"sregs": {"cr0": 2147483665, "cr4": 32, "efer": 1280}}')" --mode paged "$GUESTS/hello-paged.bin"
+is "$(sed -n '/^eax/,/^cs=/p' "$test_dir/out")" "eax=00000001  ebx=00000000  ecx=00000000  edx=00000000
+esi=00000000  edi=00000000  esp=00000000  ebp=00000000
+eip=00000000  eflags=00000000
+ cr0=80000011   cr2=00000000   cr3=00000000   cr4=00000020  efer=00000500
+cs=0000  ds=0000  es=0000  ss=0000  fs=0000  gs=0000  tr=0000  ldt=0000" \
+	"a paged run in compatibility mode has 32-bit registers, efer with them"
+fake answer "$(answer '{"paging": "legacy"}')" --mode paged "$GUESTS/hello-paged.bin"
+case $out in
+*paging:*) not_ok "a run with legacy paging shows no paging line" && diag "$out" ;;
+*) ok "a run with legacy paging shows no paging line" ;;
+esac
+fake answer '{"id":1,"ok":true,"version":"0.1.0","protocol":3,"kvm_api":12,"kvm":{"available":true,"api_version":12,"modes":["real","protected","paged","long"],"paged":"compat"}}' ping
+is "$(head -n 1 "$test_dir/out")" "kvmrund 0.1.0, protocol 3, KVM API 12, modes real protected paged (compat) long" \
+	"ping marks paged mode run in compatibility mode"
+
 # A newer daemon's exit reasons and error codes (PROTOCOL.md): shown by name.
 fake answer "$(answer '{"exit": {"reason": "warp_drive", "speed": 9}}')" "$GUESTS/hello-real.bin"
 status_is 1 "an exit reason the client does not know exits 1"
 is "$(grep '^exit:' "$test_dir/out")" "exit: warp_drive" "an unknown exit reason is shown by its name"
-like "$out" "*rax=0000000000000000*stats: 1 exit, *" "the rest of a result with an unknown exit reason is shown"
+like "$out" "*ax=0000*stats: 1 exit, *" "the rest of a result with an unknown exit reason is shown"
 fake answer "$(answer '{"exit": {"reason": "warp_drive"}}')" --json "$GUESTS/hello-real.bin"
 status_is 1 "--json with an unknown exit reason exits 1"
 is "$err" "" "--json with an unknown exit reason says nothing on stderr"
@@ -913,6 +1260,137 @@ status_is 4 "an error code that is no name is an unreadable answer (exit 4)"
 printf '%s\n' '{"id":1,"op":"ping"}' >"$test_dir/raw.in"
 fake answer '{"id":1,"ok":false,"error":{"code":"quota_exceeded","message":"x"}}' raw <"$test_dir/raw.in"
 status_is 3 "raw with an unknown error code exits 3"
+
+# --- code on the command line, dumps to files, busy, -v, ping ---------------
+
+# b64 HEX: the base64 of the bytes HEX spells.
+b64() {
+	"$PYTHON3" -c 'import base64, sys; print(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())' "$1"
+}
+
+fake answer "$halt" --hex 'b0 41 e6 e9 f4'
+status_is 0 "--hex runs without an IMAGE"
+is "$(request 'r["image"]')" "$(b64 'b0 41 e6 e9 f4')" "--hex sends its bytes as the image"
+fake answer "$halt" --hex '0xb0,0x41 e6e9f4'
+is "$(request 'r["image"]')" "$(b64 'b0 41 e6 e9 f4')" "--hex takes 0x prefixes, commas and runs of digits"
+while IFS='|' read -r args message; do
+	# shellcheck disable=SC2086 # each case is options and their values
+	client -s "$test_dir/none.sock" $args
+	status_is 2 "$args exits 2"
+	is "$(head -n 1 "$test_dir/err")" "kvmrun-client: $message" "$args: $message"
+done <<'HEX'
+--hex b0_4|--hex: '_' is not a hex digit
+--hex b04|--hex: b04: an odd number of hex digits (two make a byte)
+--hex ,|--hex: no bytes
+--hex f4 guest.bin|--hex gives the image: no IMAGE guest.bin besides
+--hex f4 --asm hlt|--asm hlt: one --hex or --asm is the image
+HEX
+
+if command -v as >/dev/null && command -v ld >/dev/null; then
+	while IFS='|' read -r mode source bytes; do
+		fake answer "$halt" --mode "$mode" --asm "$source"
+		is "$(request 'r["image"]')" "$(b64 "$bytes")" "--mode $mode --asm '$source' is $bytes"
+	done <<'ASM'
+real|mov al, 0x41; out 0xe9, al; hlt|b0 41 e6 e9 f4
+real|mov eax, 1|66 b8 01 00 00 00
+protected|mov eax, 1; hlt|b8 01 00 00 00 f4
+paged|mov eax, 1; hlt|b8 01 00 00 00 f4
+long|mov rax, 1; hlt|48 c7 c0 01 00 00 00 f4
+ASM
+	fake answer "$halt" --load-address 0x1000 --asm 'mov si, offset msg; hlt; msg: .ascii "hi"'
+	is "$(request 'r["image"]')" "$(b64 'be 04 10 f4 68 69')" "--asm links at --load-address"
+	client -s "$test_dir/none.sock" --asm 'frobnicate al'
+	status_is 2 "--asm with a bad instruction exits 2"
+	is "$err" "kvmrun-client: --asm: line 1: Error: no such instruction: \`frobnicate al'" \
+		"--asm shows the assembler's message with its line"
+else
+	skip "--asm" "no as or ld (binutils)"
+fi
+# A PATH with the tools the test and libtool's wrapper need, but no binutils.
+mkdir "$test_dir/nobinutils"
+for tool in cat ls sed; do
+	ln -s "$(command -v "$tool")" "$test_dir/nobinutils/$tool"
+done
+PATH="$test_dir/nobinutils" client -s "$test_dir/none.sock" --asm hlt
+status_is 2 "--asm without binutils exits 2"
+is "$err" "kvmrun-client: --asm: needs GNU as (binutils), not found in PATH: install binutils, or give the bytes with --hex" \
+	"--asm without binutils says what to install"
+
+# --dump-file: that dump as binary in the file, the others in the summary.
+fake answer "$(answer '{"dump": [{"address": 1024, "data": "KgBBQg=="}, {"address": 0, "data": "9A=="}]}')" \
+	--dump-file "0x400:4:$test_dir/dump.bin" --dump 0:1 "$GUESTS/hello-real.bin"
+status_is 0 "--dump-file exits 0"
+is "$(request 'r["dump"]')" '[{"address": 1024, "length": 4}, {"address": 0, "length": 1}]' \
+	"--dump-file asks for its dump like --dump"
+if printf '\052\000\101\102' | cmp -s "$test_dir/dump.bin" -; then
+	ok "--dump-file writes the dump's bytes to the file"
+else
+	not_ok "--dump-file writes the dump's bytes to the file"
+	diag "$(od -An -tx1 "$test_dir/dump.bin")"
+fi
+like "$out" "*dump: 0x0, 1 byte
+*" "--dump's dump is shown"
+case $out in
+*"dump: 0x400"*) not_ok "--dump-file's dump is not shown" ;;
+*) ok "--dump-file's dump is not shown" ;;
+esac
+fake answer "$halt" --dump-file 0x400:4 "$GUESTS/hello-real.bin"
+is "$status/$err" "2/kvmrun-client: --dump-file 0x400:4: expected ADDR:LEN:FILE
+Try 'kvmrun-client --help'." "--dump-file needs a FILE"
+fake answer "$(answer '{"dump": [{"address": 0, "data": "9A=="}]}')" --dump-file "0:1:$test_dir/no/dump.bin" \
+	"$GUESTS/hello-real.bin"
+is "$status/$err" "2/kvmrun-client: $test_dir/no/dump.bin: No such file or directory" \
+	"a --dump-file that cannot be written exits 2"
+
+# busy: exit 6, and --retry tries again with a new connection.
+busy='{"id":1,"ok":false,"error":{"code":"busy","message":"the run queue is full (--queue 1)"}}'
+fake answer "$busy" "$GUESTS/hello-real.bin"
+status_is 6 "a busy daemon exits 6"
+is "$err" "kvmrun-client: daemon: busy: the run queue is full (--queue 1)" "busy is shown with its message"
+is "$(wc -l <"$test_dir/requests" | tr -d ' ')" 1 "without --retry busy is not tried again"
+start_ms=$(($(date +%s%N) / 1000000))
+fake answer "$busy" --retry 2 -v "$GUESTS/hello-real.bin"
+elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
+status_is 6 "a daemon busy every time exits 6 after --retry 2"
+is "$(wc -l <"$test_dir/requests" | tr -d ' ')" 3 "--retry 2 tries three times"
+is "$(grep 'busy' "$test_dir/err")" "kvmrun-client: daemon: busy: the run queue is full (--queue 1); try 2 of 3 in 100 ms
+kvmrun-client: daemon: busy: the run queue is full (--queue 1); try 3 of 3 in 200 ms
+kvmrun-client: daemon: busy: the run queue is full (--queue 1)" "-v says each try and its wait, doubling"
+if [ "$elapsed_ms" -ge 300 ]; then
+	ok "--retry waits between tries"
+else
+	not_ok "--retry waits between tries"
+	diag "the three tries took $elapsed_ms ms"
+fi
+fake answer "$busy
+$halt" --retry 3 --json "$GUESTS/hello-real.bin"
+status_is 0 "--retry gets the halt after a busy answer"
+is "$(wc -l <"$test_dir/requests" | tr -d ' ')/$out" "2/$halt" "--json prints the answer tried for, not the busy one"
+fake answer "$busy
+{\"id\":1,\"ok\":true,\"version\":\"0.1.0\",\"protocol\":3,\"kvm\":{\"available\":false,\"reason\":\"x\"}}" --retry 1 ping
+status_is 0 "ping --retry gets past a busy answer"
+printf '%s\n' '{"id":1,"op":"ping"}' >"$test_dir/raw.in"
+fake answer "$busy" raw <"$test_dir/raw.in"
+status_is 3 "raw with a busy answer exits 3, as for any error answer"
+for bad in "--retry x" "--retry 101"; do
+	# shellcheck disable=SC2086
+	client $bad ping
+	status_is 2 "$bad exits 2"
+done
+
+# -v shows the request line as it is sent.
+fake answer "$halt" -v --hex f4
+is "$err" "kvmrun-client: request: $(cat "$test_dir/request")" "-v shows the run's request line as sent"
+fake answer '{"id":1,"ok":true,"version":"0.1.0","protocol":3,"kvm":{"available":false,"reason":"x"}}' -v ping
+is "$err" 'kvmrun-client: request: {"id":1,"op":"ping"}' "-v shows a ping's request line"
+
+# ping warns of a daemon of another protocol version.
+fake answer '{"id":1,"ok":true,"version":"9.0","protocol":4,"kvm":{"available":false,"reason":"x"}}' ping
+status_is 0 "ping of a daemon of another protocol version exits 0"
+is "$err" "kvmrun-client: warning: the daemon speaks protocol 4, this client 3: its answers may be misread (use a client of its version)" \
+	"ping warns when the daemon's protocol version is not the client's"
+like "$out" "kvmrund 9.0, protocol 4, KVM unavailable: x
+round trip *.* ms" "ping shows the other version and the round trip"
 
 # --- ELF images --------------------------------------------------------------
 
@@ -965,6 +1443,7 @@ is "$(request 'sorted(r.items())')" \
 if kvm_or_skip "an ELF image with p_paddr apart from p_vaddr runs"; then
 	client --mode protected --dump 0x3000:4 "$test_dir/paddr.elf"
 	like "$out" "P
+-- end of console --
 exit: hlt
 *00003000  66 ba e9 00 *" "an ELF image with p_paddr apart from p_vaddr runs"
 fi
@@ -1031,7 +1510,7 @@ EOF
 		client --mode protected --reg rip=0x200a "$test_dir/hello32.elf"
 		status_is 0 "--reg rip with an ELF image exits 0"
 		like "$out" "exit: hlt
-*rip=000000000000200b*" "--reg rip overrides e_entry"
+*eip=0000200b*" "--reg rip overrides e_entry"
 	fi
 	fake answer "$halt" --mode protected - <"$test_dir/hello32.elf"
 	is "$(request "$request_segments")" "$(elf_expected "$test_dir/hello32.elf")" \
@@ -1109,12 +1588,13 @@ EOF
 	fake answer "$halt" "$test_dir/hello16.elf"
 	is "$(request 'r.get("mode")')" long "a 64-bit ELF image without --mode runs in long mode"
 	fake answer "$halt" -v "$test_dir/hello16.elf"
-	is "$err" "kvmrun-client: $test_dir/hello16.elf: a 64-bit ELF image: --mode long (give --mode to choose another)" \
+	is "$(head -n 1 "$test_dir/err")" "kvmrun-client: $test_dir/hello16.elf: a 64-bit ELF image: --mode long (give --mode to choose another)" \
 		"-v says the mode came from the ELF class"
 	fake answer "$halt" "$test_dir/hello16.elf"
 	is "$err" "" "without -v the mode from the ELF class is not mentioned"
 	fake answer "$halt" --mode protected --verbose "$test_dir/hello16.elf"
-	is "$(request 'r.get("mode")')/$err" "protected/" "--mode wins over the ELF class"
+	is "$(request 'r.get("mode")')/$(grep -c '64-bit ELF' "$test_dir/err")" "protected/0" \
+		"--mode wins over the ELF class"
 	fake answer "$halt" --mode protected "$test_dir/hello32.elf"
 	is "$(request 'r.get("mode")')" protected "a 32-bit ELF image keeps the --mode given"
 	fake answer "$halt" "$test_dir/hello32.elf"

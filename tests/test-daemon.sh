@@ -68,7 +68,7 @@ fi
 r=$(send_lines '{"id":2,"op":"stats"}')
 is "$(json "$r" 'r["ok"], r["stats"]["workers"], r["stats"]["runs_in_flight"],
 	sorted(r["stats"]["runs"]), sorted(r["stats"]["errors"])')" \
-	'[true, 2, 0, ["cancelled", "exception", "fail_entry", "hlt", "internal_error", "io", "mmio", "other", "output_limit", "shutdown", "timeout"], ["bad_request", "busy", "forbidden", "internal", "too_large", "unavailable", "unsupported"]]' \
+	'[true, 2, 0, ["cancelled", "exception", "fail_entry", "hlt", "internal_error", "io", "mmio", "other", "output_limit", "shutdown", "step_limit", "timeout"], ["bad_request", "busy", "forbidden", "internal", "too_large", "unavailable", "unsupported"]]' \
 	"stats: workers, runs by exit reason, errors by code"
 
 # --- hello world in the four modes --------------------------------------
@@ -211,10 +211,11 @@ if kvm_or_skip "unsupported: paged mode on this host"; then
 fi
 # internal: test-hostile.sh makes KVM_CREATE_VM fail by using up descriptors.
 
-# A small daemon for the limits.
+# A small daemon for the limits; --max-output holds the longest answer,
+# whose returned CPU state alone may take 35K.
 start_daemon --workers 1 --queue 1 --max-line 1K --max-connections 2 \
 	--read-timeout-ms 300 --max-total-memory 4M --max-memory 4M --max-console 256 \
-	--max-io-log 16 --max-dumps 4 --max-dump-bytes 1K --max-output 16K --write-timeout-ms 500
+	--max-io-log 16 --max-dumps 4 --max-dump-bytes 1K --max-trace 16 --max-output 64K --write-timeout-ms 500
 LIMIT_SOCK=$SOCK
 
 long=$("$PYTHON3" -c 'print("{\"id\":1,\"pad\":\"" + "x" * 2000 + "\"}")')
@@ -439,7 +440,7 @@ like "$? $(cat "$test_dir/err")" \
 # whose line outgrows what is left, is answered busy and closed, and the
 # daemon serves on.
 start_daemon --max-line 1M --max-console 1K --max-io-log 16 --max-dumps 1 \
-	--max-dump-bytes 1K --max-output 2M --max-buffers 3200K
+	--max-dump-bytes 1K --max-trace 16 --max-output 2M --max-buffers 3200K
 r=$("$PYTHON3" - "$SOCK" <<'PY'
 import socket, sys, time
 held = []
@@ -812,13 +813,16 @@ fi
 
 
 # --- the request-size limits each have a flag the error names ------------
-start_daemon --max-regions 1 --max-dumps 1 --max-dump-bytes 8 --max-log-ports 1
+start_daemon --max-regions 1 --max-dumps 1 --max-dump-bytes 8 --max-log-ports 1 \
+	--max-instructions 5 --max-cpuid-entries 1
 img=$(base64 -w0 <"$GUESTS/hello-real.bin")
 for case in \
 	'regions:--max-regions:"regions":[{"address":4096,"data":"AA=="},{"address":8192,"data":"AA=="}]' \
 	'dump:--max-dumps:"dump":[{"address":0,"length":1},{"address":8,"length":1}]' \
 	'dump:--max-dump-bytes:"dump":[{"address":0,"length":9}]' \
-	'log_ports:--max-log-ports:"log_ports":[128,129]'; do
+	'log_ports:--max-log-ports:"log_ports":[128,129]' \
+	'max_instructions:--max-instructions:"max_instructions":6' \
+	'cpuid:--max-cpuid-entries:"cpuid":[{"function":0,"eax":0,"ebx":0,"ecx":0,"edx":0},{"function":1,"eax":0,"ebx":0,"ecx":0,"edx":0}]'; do
 	field=${case%%:*}
 	rest=${case#*:}
 	option=${rest%%:*}

@@ -321,7 +321,7 @@ is "$(proc_status Threads)" "$threads" "threads unchanged ($threads)"
 # --write-timeout-ms.  Answers of 87 KB: a 64 KiB dump (or, without KVM, an
 # id of 89000 bytes, which the "unavailable" answer echoes).
 start_daemon -v --workers 2 --queue 512 --max-line 256K --max-console 4K \
-	--max-io-log 64 --max-dump-bytes 64K --max-output 1M --write-timeout-ms $((3000 * TIME_SCALE))
+	--max-io-log 64 --max-dump-bytes 64K --max-trace 1024 --max-output 1M --write-timeout-ms $((3000 * TIME_SCALE))
 base=$(proc_fds)
 rss=$(proc_status VmRSS)
 DUMP_64K=',"dump":[{"address":0,"length":65536}]'

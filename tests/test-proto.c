@@ -3,6 +3,7 @@
  * request field in good and bad forms, json-c's coercions refused, limits,
  * ids echoed, responses read back exactly, base64 against RFC 4648.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1052,10 +1053,30 @@ exit_equal(const struct kvmrun_exit *a, const struct kvmrun_exit *b)
 	}
 }
 
+/* trace and changes, which only some runs return. */
+static bool
+observed_equal(const struct kvmrun_result *a, const struct kvmrun_result *b)
+{
+	if ((a->trace == NULL) != (b->trace == NULL) || a->trace_count != b->trace_count ||
+	    a->trace_truncated != b->trace_truncated ||
+	    (a->changes == NULL) != (b->changes == NULL) ||
+	    a->change_count != b->change_count || a->changes_truncated != b->changes_truncated)
+		return false;
+	for (size_t i = 0; i < a->trace_count; i++)
+		if (a->trace[i].rip != b->trace[i].rip || a->trace[i].cs != b->trace[i].cs)
+			return false;
+	for (size_t i = 0; i < a->change_count; i++)
+		if (a->changes[i].address != b->changes[i].address ||
+		    a->changes[i].length != b->changes[i].length ||
+		    memcmp(a->changes[i].data, b->changes[i].data, a->changes[i].length) != 0)
+			return false;
+	return true;
+}
+
 static bool
 result_equal(const struct kvmrun_result *a, const struct kvmrun_result *b)
 {
-	if (!exit_equal(&a->exit, &b->exit) ||
+	if (!exit_equal(&a->exit, &b->exit) || !observed_equal(a, b) ||
 	    memcmp(a->regs, b->regs, sizeof(a->regs)) != 0 ||
 	    a->sregs.cr0 != b->sregs.cr0 || a->sregs.cr2 != b->sregs.cr2 ||
 	    a->sregs.cr3 != b->sregs.cr3 || a->sregs.cr4 != b->sregs.cr4 ||
@@ -1066,7 +1087,7 @@ result_equal(const struct kvmrun_result *a, const struct kvmrun_result *b)
 	    a->io_log_count != b->io_log_count ||
 	    a->io_log_truncated != b->io_log_truncated ||
 	    a->dump_count != b->dump_count || a->exits != b->exits ||
-	    a->run_ns != b->run_ns)
+	    a->run_ns != b->run_ns || a->paging != b->paging)
 		return false;
 	for (int i = 0; i < KVMRUN_SEG_COUNT; i++)
 		if (a->sregs.segments[i].selector != b->sregs.segments[i].selector ||
@@ -1349,6 +1370,105 @@ test_results(void)
 	check_result("an empty result", &result, none_parts);
 }
 
+/*
+ * "paging" on the answers to paged runs, "paged" in ping: legacy or
+ * compat, and absent otherwise, so the answers of other runs and of hosts
+ * without paged mode are the same bytes as before the field came.
+ */
+static void
+test_paging(void)
+{
+	static const char *const compat_parts[] = {
+		"\"ldt\":{\"selector\":65535,\"base\":30064771072}},\"paging\":\"compat\","
+		"\"console\":",
+		NULL,
+	};
+	static const char *const legacy_parts[] = { ",\"paging\":\"legacy\",\"console\":", NULL };
+	static const struct {
+		const char *value;
+		const char *message;
+	} wrong[] = {
+		{ "\"pae\"", "paging: unknown paging \"pae\" (one of legacy, compat)" },
+		{ "1", "paging: expected a string, got an integer" },
+	};
+	struct proto_kvm_status kvm;
+	struct proto_response resp;
+	struct kvmrun_result result;
+	struct kvmrun_error err;
+	size_t length = 0;
+	char *line, *text;
+	int rc;
+
+	fill_result(&result);
+	result.paging = KVMRUN_PAGING_COMPAT;
+	check_result("a run paged in compatibility mode", &result, compat_parts);
+	result.paging = KVMRUN_PAGING_LEGACY;
+	check_result("a run with legacy paging", &result, legacy_parts);
+	/* The legacy answer with another value in its place: 6 bytes of "legacy". */
+	line = proto_format_result("1", &result, &length);
+	for (size_t i = 0; i < NELEM(wrong); i++) {
+		char *at = line != NULL ? strstr(line, "\"legacy\"") : NULL;
+
+		text = at != NULL ? malloc(length + strlen(wrong[i].value)) : NULL;
+		rc = 0;
+		if (text != NULL) {
+			snprintf(text, length + strlen(wrong[i].value), "%.*s%s%s",
+				 (int)(at - line), line, wrong[i].value, at + 8);
+			rc = proto_response_parse(text, strlen(text) - 1, &resp, &err);
+		}
+		tap_ok(rc < 0 && strstr(err.message, wrong[i].message) != NULL,
+		       "\"paging\":%s is refused: %s", wrong[i].value,
+		       rc < 0 ? err.message : "accepted");
+		proto_response_free(&resp);
+		free(text);
+	}
+	free(line);
+	result.paging = KVMRUN_PAGING_NONE;
+	line = proto_format_result("1", &result, &length);
+	tap_ok(line != NULL && strstr(line, "paging") == NULL,
+	       "a run without paging has no \"paging\" field");
+	free(line);
+
+	memset(&kvm, 0, sizeof(kvm));
+	kvm.available = true;
+	kvm.api_version = 12;
+	for (int i = 0; i < KVMRUN_MODE_COUNT; i++)
+		kvm.mode_supported[i] = true;
+	kvm.paged = KVMRUN_PAGING_COMPAT;
+	line = proto_format_ping("1", "0.1.0", &kvm, &length);
+	tap_ok(line != NULL && one_line(line, length) &&
+		       strcmp(line, "{\"id\":1,\"ok\":true,\"version\":\"0.1.0\","
+				    "\"protocol\":3,\"kvm_api\":12,\"kvm\":{"
+				    "\"available\":true,\"api_version\":12,"
+				    "\"modes\":[\"real\",\"protected\",\"paged\",\"long\"],"
+				    "\"paged\":\"compat\"}}\n") == 0,
+	       "ping of a host paging in compatibility mode says \"paged\":\"compat\"");
+	rc = line != NULL ? proto_response_parse(line, length - 1, &resp, &err) : -1;
+	tap_ok(rc == 0 && resp.kind == PROTO_RESPONSE_PING &&
+		       resp.kvm.mode_supported[KVMRUN_MODE_PAGED] &&
+		       resp.kvm.paged == KVMRUN_PAGING_COMPAT,
+	       "ping's \"paged\":\"compat\" reads back");
+	proto_response_free(&resp);
+	free(line);
+	kvm.paged = KVMRUN_PAGING_LEGACY;
+	line = proto_format_ping("1", "0.1.0", &kvm, &length);
+	rc = line != NULL ? proto_response_parse(line, length - 1, &resp, &err) : -1;
+	tap_ok(rc == 0 && strstr(line, ",\"paged\":\"legacy\"}}") != NULL &&
+		       resp.kvm.paged == KVMRUN_PAGING_LEGACY,
+	       "ping's \"paged\":\"legacy\" is written and reads back");
+	proto_response_free(&resp);
+	free(line);
+	kvm.mode_supported[KVMRUN_MODE_PAGED] = false;
+	kvm.paged = KVMRUN_PAGING_NONE;
+	line = proto_format_ping("1", "0.1.0", &kvm, &length);
+	rc = line != NULL ? proto_response_parse(line, length - 1, &resp, &err) : -1;
+	tap_ok(rc == 0 && strstr(line, "\"paged\":") == NULL &&
+		       resp.kvm.paged == KVMRUN_PAGING_NONE,
+	       "a host without paged mode has no \"paged\" in ping");
+	proto_response_free(&resp);
+	free(line);
+}
+
 static void
 test_errors(void)
 {
@@ -1544,6 +1664,9 @@ test_response_parse(void)
 		  "kvm.modes[0]: unknown mode \"warp\"" },
 		{ "{'id':1,'ok':true,'version':'1','protocol':3,'kvm':{'available':1}}",
 		  "kvm.available: expected a boolean" },
+		{ "{'id':1,'ok':true,'version':'1','protocol':3,'kvm':{'available':true,"
+		  "'api_version':12,'modes':['paged'],'paged':'none'}}",
+		  "kvm.paged: unknown paged \"none\" (one of legacy, compat)" },
 		{ "{'id':1,'ok':true,'version':'1','protocol':1,'kvm_api':12,'version':"
 		  "'2'}",
 		  "duplicate key \"version\"" },
@@ -1638,6 +1761,671 @@ test_id_pipeline(void)
 	}
 }
 
+/*
+ * The CPU state (PROTOCOL.md, "CPU state"): every field's bad forms, with
+ * the message naming the field; good forms read exactly; round trips of
+ * requests and answers; answers without state unchanged.
+ */
+#define R "{'image':'9A==',"
+#define D32 "0123456789abcdef0123456789abcdef"
+static const struct {
+	const char *line;
+	enum kvmrun_errcode code;
+	const char *message;
+} bad_state[] = {
+	{ R "'xstate':[]}", KVMRUN_ERR_BAD_REQUEST, "xstate: expected an object, got an array" },
+	{ R "'xstate':{'xmm0':1}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.xmm0: expected a string, got an integer" },
+	{ R "'xstate':{'xmm0':'0x'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.xmm0: expected \"0x\" and 1 to 32 hex digits" },
+	{ R "'xstate':{'xmm0':'0x1" D32 "'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.xmm0: expected \"0x\" and 1 to 32 hex digits" },
+	{ R "'xstate':{'xmm0':'12'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.xmm0: expected \"0x\"" },
+	{ R "'xstate':{'xmm0':'0X12'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.xmm0: expected \"0x\"" },
+	{ R "'xstate':{'xmm0':'0x1g'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.xmm0: expected \"0x\"" },
+	{ R "'xstate':{'ymm1':'0x1" D32 D32 "'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.ymm1: expected \"0x\" and 1 to 64 hex digits" },
+	{ R "'xstate':{'zmm31':'0x1" D32 D32 D32 D32 "'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.zmm31: expected \"0x\" and 1 to 128 hex digits" },
+	{ R "'xstate':{'st0':'0x123456789012345678901'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.st0: expected \"0x\" and 1 to 20 hex digits" },
+	{ R "'xstate':{'st0':0}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.st0: expected a string, got an integer" },
+	{ R "'xstate':{'xmm16':'0x1'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate: unknown register \"xmm16\" (xmm0..xmm15, ymm0..ymm15, zmm0..zmm31" },
+	{ R "'xstate':{'ymm16':'0x1'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate: unknown register \"ymm16\"" },
+	{ R "'xstate':{'zmm32':'0x1'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate: unknown register \"zmm32\"" },
+	{ R "'xstate':{'xmm01':'0x1'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate: unknown register \"xmm01\"" },
+	{ R "'xstate':{'k8':1}}", KVMRUN_ERR_BAD_REQUEST, "xstate: unknown register \"k8\"" },
+	{ R "'xstate':{'st8':'0x0'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate: unknown register \"st8\"" },
+	{ R "'xstate':{'xcr0':7}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate: unknown register \"xcr0\"" },
+	{ R "'xstate':{'xmm3':'0x1','ymm3':'0x2'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.ymm3: xmm3 is given too" },
+	{ R "'xstate':{'zmm3':'0x1','ymm3':'0x2'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.ymm3: zmm3 is given too" },
+	{ R "'xstate':{'zmm3':'0x1','xmm3':'0x2'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.xmm3: zmm3 is given too" },
+	{ R "'xstate':{'k0':-1}}", KVMRUN_ERR_BAD_REQUEST, "xstate.k0: -1 is negative" },
+	{ R "'xstate':{'k0':'0x12345678901234567'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.k0: \"0x12345678901234567\" is not \"0x\" and 1 to 16 hex digits" },
+	{ R "'xstate':{'mxcsr':4294967296}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.mxcsr: 0x100000000 is out of range 0..0xffffffff" },
+	{ R "'xstate':{'fcw':'0x10000'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.fcw: 0x10000 is out of range 0..0xffff" },
+	{ R "'xstate':{'ftw':65536}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.ftw: 0x10000 is out of range 0..0xffff" },
+	{ R "'xstate':{'fop':2048}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.fop: 0x800 is out of range 0..0x7ff" },
+	{ R "'xstate':{'fip':1.5}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate.fip: expected an integer or a \"0x...\" string, got a number" },
+	{ R "'msrs':[]}", KVMRUN_ERR_BAD_REQUEST, "msrs: expected an object, got an array" },
+	{ R "'msrs':{'ia32_tsc':1}}", KVMRUN_ERR_BAD_REQUEST,
+	  "msrs: unknown MSR \"ia32_tsc\" (one of fs_base, gs_base, kernel_gs_base, star, "
+	  "lstar, cstar, sfmask, sysenter_cs, sysenter_esp, sysenter_eip, tsc_aux, pat, "
+	  "efer)" },
+	{ R "'msrs':{'lstar':true}}", KVMRUN_ERR_BAD_REQUEST,
+	  "msrs.lstar: expected an integer or a \"0x...\" string, got a boolean" },
+	{ R "'msrs':{'star':'0x12345678901234567'}}", KVMRUN_ERR_BAD_REQUEST,
+	  "msrs.star: \"0x12345678901234567\" is not \"0x\" and 1 to 16 hex digits" },
+	{ R "'cpuid':{}}", KVMRUN_ERR_BAD_REQUEST, "cpuid: expected an array, got an object" },
+	{ R "'cpuid':[1]}", KVMRUN_ERR_BAD_REQUEST, "cpuid[0]: expected an object, got an integer" },
+	{ R "'cpuid':[{'function':7,'eax':0,'ebx':0,'ecx':0}]}", KVMRUN_ERR_BAD_REQUEST,
+	  "cpuid[0]: missing field \"edx\"" },
+	{ R "'cpuid':[{'eax':0,'ebx':0,'ecx':0,'edx':0}]}", KVMRUN_ERR_BAD_REQUEST,
+	  "cpuid[0]: missing field \"function\"" },
+	{ R "'cpuid':[{'function':7,'eax':0,'ebx':0,'ecx':0,'edx':0,'flags':1}]}",
+	  KVMRUN_ERR_BAD_REQUEST, "cpuid[0]: unknown field \"flags\"" },
+	{ R "'cpuid':[{'function':7,'eax':4294967296,'ebx':0,'ecx':0,'edx':0}]}",
+	  KVMRUN_ERR_BAD_REQUEST, "cpuid[0].eax: 0x100000000 is out of range 0..0xffffffff" },
+	{ R "'cpuid':[{'function':7,'eax':0,'ebx':0,'ecx':0,'edx':'x'}]}",
+	  KVMRUN_ERR_BAD_REQUEST, "cpuid[0].edx: \"x\" is not \"0x\" and 1 to 16 hex digits" },
+	{ R "'cpuid':[{'function':7,'eax':0,'ebx':0,'ecx':0,'edx':0},"
+	    "{'function':1,'eax':0,'ebx':0,'ecx':0,'edx':0},"
+	    "{'function':'0x7','index':0,'eax':1,'ebx':0,'ecx':0,'edx':0}]}",
+	  KVMRUN_ERR_BAD_REQUEST, "cpuid: entries 0 and 2 are both function 0x7 index 0" },
+	{ R "'return':'xstate'}", KVMRUN_ERR_BAD_REQUEST, "return: expected an array, got a string" },
+	{ R "'return':[1]}", KVMRUN_ERR_BAD_REQUEST, "return[0]: expected a string, got an integer" },
+	{ R "'return':['xstate','fpu']}", KVMRUN_ERR_BAD_REQUEST,
+	  "return[1]: unknown part \"fpu\" (one of xstate, msrs, descriptors, cpuid)" },
+	{ R "'return':['msrs','msrs']}", KVMRUN_ERR_BAD_REQUEST, "return[1]: \"msrs\" is given twice" },
+	{ R "'mode':'long','segments':{'ds':{'selector':0,'base':0,'limit':65535,'attributes':147}}}",
+	  KVMRUN_ERR_BAD_REQUEST,
+	  "segments.ds: a descriptor cache (an object) is real-mode only, not long mode" },
+	{ R "'mode':'protected','segments':{'es':{}}}", KVMRUN_ERR_BAD_REQUEST,
+	  "segments.es: a descriptor cache (an object) is real-mode only, not protected mode" },
+	{ R "'segments':{'ds':{'selector':0,'base':0,'limit':65535}}}", KVMRUN_ERR_BAD_REQUEST,
+	  "segments.ds: missing field \"attributes\"" },
+	{ R "'segments':{'ds':{'selector':0,'base':0,'limit':65535,'attributes':147,'type':3}}}",
+	  KVMRUN_ERR_BAD_REQUEST, "segments.ds: unknown field \"type\"" },
+	{ R "'segments':{'ds':{'selector':65536,'base':0,'limit':65535,'attributes':147}}}",
+	  KVMRUN_ERR_BAD_REQUEST, "segments.ds.selector: 0x10000 is out of range 0..0xffff" },
+	{ R "'segments':{'ds':{'selector':0,'base':4294967296,'limit':65535,'attributes':147}}}",
+	  KVMRUN_ERR_BAD_REQUEST, "segments.ds.base: 0x100000000 is out of range 0..0xffffffff" },
+	{ R "'segments':{'ds':{'selector':0,'base':0,'limit':4294967296,'attributes':147}}}",
+	  KVMRUN_ERR_BAD_REQUEST, "segments.ds.limit: 0x100000000 is out of range 0..0xffffffff" },
+	{ R "'segments':{'ds':{'selector':0,'base':0,'limit':65535,'attributes':'0x10000'}}}",
+	  KVMRUN_ERR_BAD_REQUEST, "segments.ds.attributes: 0x10000 is out of range 0..0xffff" },
+	{ R "'segments':{'ds':{'selector':0,'base':0,'limit':65535,'attributes':'0xf93'}}}",
+	  KVMRUN_ERR_BAD_REQUEST, "segments.ds.attributes: 0xf93 has bits 8-11 set" },
+	{ R "'segments':{'gs':{'selector':0,'base':0,'limit':1048576,'attributes':147}}}",
+	  KVMRUN_ERR_BAD_REQUEST,
+	  "segments.gs: limit 0x100000 cannot be with G (attributes bit 15) clear" },
+	{ R "'segments':{'gs':{'selector':0,'base':0,'limit':'0xfffff000','attributes':'0x8093'}}}",
+	  KVMRUN_ERR_BAD_REQUEST,
+	  "segments.gs: limit 0xfffff000 cannot be with G (attributes bit 15) set" },
+	{ "{'op':'ping','xstate':{}}", KVMRUN_ERR_BAD_REQUEST,
+	  "xstate: not allowed with op \"ping\"" },
+	{ "{'op':'stats','return':[]}", KVMRUN_ERR_BAD_REQUEST,
+	  "return: not allowed with op \"stats\"" },
+};
+
+static void
+test_state_bad(void)
+{
+	struct proto_limits limits;
+	char *line;
+
+	for (size_t i = 0; i < NELEM(bad_state); i++)
+		expect_bad(bad_state[i].line, bad_state[i].code, bad_state[i].message);
+	proto_limits_default(&limits);
+	tap_ok(limits.max_cpuid_entries == 256, "max_cpuid_entries defaults to KVM's 256");
+	/* The count is checked before any entry, duplicates and all. */
+	line = many("'image':'9A==',", "cpuid",
+		    "{'function':0,'eax':0,'ebx':0,'ecx':0,'edx':0}", 257);
+	expect_bad(line, KVMRUN_ERR_TOO_LARGE,
+		   "cpuid: 257 entries is over the limit of 256 (--max-cpuid-entries)");
+	free(line);
+	limits.max_cpuid_entries = 1;
+	expect_bad_with(R "'cpuid':[{'function':0,'eax':0,'ebx':0,'ecx':0,'edx':0},"
+			  "{'function':1,'eax':0,'ebx':0,'ecx':0,'edx':0}]}",
+			&limits, KVMRUN_ERR_TOO_LARGE,
+			"cpuid: 2 entries is over the limit of 1 (--max-cpuid-entries)");
+}
+
+/* The state of a request that sets some of everything. */
+#define STATE_LINE                                                                       \
+	R "'segments':{'cs':4096,'ds':{'selector':16,'base':1048576,'limit':4294967295,"  \
+	  "'attributes':'0x8093'}},"                                                      \
+	  "'xstate':{'xmm0':'0x1','ymm1':'0x800123456789abcdef0123456789abcd"                 \
+	  "00000000000000000000000000000000'," \
+	  "'zmm31':'0x" D32 D32 D32 D32 "','k7':'0xffffffffffffffff',"                    \
+	  "'st0':'0x4000c90fdaa22168c235','st7':'0xFFFF8000000000000000','mxcsr':8064,"  \
+	  "'fcw':'0x37f','fsw':0,'ftw':65535,'fop':2047,'fip':18446744073709551615,"     \
+	  "'fdp':'0x10'},"                                                               \
+	  "'msrs':{'lstar':'0xffffffff81000000','star':1688849860263936,'efer':1280},"   \
+	  "'cpuid':[{'function':7,'eax':0,'ebx':1,'ecx':2,'edx':3},"                      \
+	  "{'function':'0xd','index':1,'eax':4294967295,'ebx':0,'ecx':0,'edx':0}],"      \
+	  "'return':['cpuid','xstate']}"
+
+static void
+test_state_request(void)
+{
+	static const char *const empty[] = {
+		R "'return':[]}",
+		R "'xstate':{},'msrs':{},'cpuid':[],'return':[]}",
+	};
+	struct proto_request req, again;
+	const struct kvmrun_cpu_state *s;
+	struct kvmrun_error err;
+	struct proto_limits limits;
+	size_t length;
+	char *line;
+	int rc;
+
+	for (size_t i = 0; i < NELEM(empty); i++) {
+		rc = parse(empty[i], &req, &err);
+		tap_ok(rc == 0 && req.spec.state == NULL && req.spec.returns == 0,
+		       "no state allocated for empty fields: %s", empty[i]);
+		proto_request_free(&req);
+	}
+	rc = parse(R "'regs':{'rax':1}}", &req, &err);
+	tap_ok(rc == 0 && req.spec.state == NULL, "a plain run has no state");
+	proto_request_free(&req);
+
+	rc = parse(STATE_LINE, &req, &err);
+	if (rc == 0)
+		rc = proto_request_decode_payloads(&req, &err);
+	if (!tap_ok(rc == 0 && req.spec.state != NULL, "a request with every state field"))
+		tap_diag("%s", err.message);
+	if (rc != 0 || req.spec.state == NULL) {
+		proto_request_free(&req);
+		return;
+	}
+	s = req.spec.state;
+	tap_ok(s->xstate.vec_bytes[0] == 16 && s->xstate.vec[0][0] == 1 &&
+		       s->xstate.vec[0][1] == 0 && s->xstate.vec[0][15] == 0,
+	       "xmm0 \"0x1\" is 16 bytes, the 1 in byte 0");
+	tap_ok(s->xstate.vec_bytes[1] == 32 && s->xstate.vec[1][31] == 0x80 &&
+		       s->xstate.vec[1][30] == 0x01 && s->xstate.vec[1][16] == 0xcd &&
+		       s->xstate.vec[1][15] == 0,
+	       "ymm1 is 32 bytes, most significant digit first");
+	tap_ok(s->xstate.vec_bytes[31] == 64 && s->xstate.vec[31][0] == 0xef &&
+		       s->xstate.vec[31][63] == 0x01,
+	       "zmm31 takes 128 digits");
+	tap_ok(s->xstate.k_set == 0x80 && s->xstate.k[7] == UINT64_MAX, "k7");
+	tap_ok(s->xstate.st_set == 0x81 && s->xstate.st[0].sign_exponent == 0x4000 &&
+		       s->xstate.st[0].mantissa == 0xc90fdaa22168c235ull &&
+		       s->xstate.st[7].sign_exponent == 0xffff &&
+		       s->xstate.st[7].mantissa == 0x8000000000000000ull,
+	       "st0 and st7: sign and exponent in the top 4 digits");
+	tap_ok(s->xstate.fields_set == (1u << KVMRUN_XF_COUNT) - 1 &&
+		       s->xstate.mxcsr == 0x1f80 && s->xstate.fcw == 0x37f &&
+		       s->xstate.ftw == 0xffff && s->xstate.fop == 0x7ff &&
+		       s->xstate.fip == UINT64_MAX && s->xstate.fdp == 0x10,
+	       "the control fields");
+	tap_ok(s->msrs.set == (1u << KVMRUN_MSR_LSTAR | 1u << KVMRUN_MSR_STAR |
+			       1u << KVMRUN_MSR_EFER) &&
+		       s->msrs.value[KVMRUN_MSR_LSTAR] == 0xffffffff81000000ull &&
+		       s->msrs.value[KVMRUN_MSR_STAR] == 0x0006000000000000ull &&
+		       s->msrs.value[KVMRUN_MSR_EFER] == 0x500,
+	       "msrs by name, integers and hex strings");
+	tap_ok(s->cpuid_count == 2 && s->cpuid[0].function == 7 && s->cpuid[0].index == 0 &&
+		       s->cpuid[0].edx == 3 && s->cpuid[1].function == 0xd &&
+		       s->cpuid[1].index == 1 && s->cpuid[1].eax == UINT32_MAX,
+	       "cpuid entries, index 0 when not given");
+	tap_ok(req.spec.returns == (KVMRUN_RETURN_CPUID | KVMRUN_RETURN_XSTATE),
+	       "return");
+	tap_ok(req.spec.segments[KVMRUN_SEG_CS] == 0x1000 &&
+		       req.spec.segments[KVMRUN_SEG_DS] == 16 &&
+		       s->segments_set == 1u << KVMRUN_SEG_DS &&
+		       s->segments[KVMRUN_SEG_DS].base == 0x100000 &&
+		       s->segments[KVMRUN_SEG_DS].limit == UINT32_MAX &&
+		       s->segments[KVMRUN_SEG_DS].attributes == 0x8093,
+	       "a real-mode ds cache beside a plain cs selector");
+
+	line = proto_format_request(NULL, KVMRUN_OP_RUN, &req.spec, &length);
+	tap_ok(one_line(line, length) &&
+		       strstr(line, "\"xmm0\":\"0x00000000000000000000000000000001\"") &&
+		       strstr(line, "\"st0\":\"0x4000c90fdaa22168c235\"") &&
+		       strstr(line, "\"ds\":{\"selector\":16,\"base\":1048576,\"limit\":"
+				    "4294967295,\"attributes\":32915}") &&
+		       strstr(line, "\"return\":[\"xstate\",\"cpuid\"]"),
+	       "the client writes the state, full width");
+	proto_limits_default(&limits);
+	rc = line != NULL ? proto_request_parse(line, length - 1, &limits, &again, &err) : -1;
+	tap_ok(rc == 0 && proto_state_equal(req.spec.state, again.spec.state) &&
+		       again.spec.returns == req.spec.returns &&
+		       memcmp(again.spec.segments, req.spec.segments,
+			      sizeof(req.spec.segments)) == 0,
+	       "and the daemon reads it back the same");
+	if (rc == 0) {
+		again.spec.state->xstate.vec[31][5] ^= 1;
+		tap_ok(!proto_state_equal(req.spec.state, again.spec.state),
+		       "(a changed byte makes them differ)");
+	}
+	proto_request_free(&again);
+	proto_request_free(&req);
+	free(line);
+}
+
+/* A returned state with something of each part at its widest. */
+static struct kvmrun_cpu_state *
+full_state(size_t cpuid_count)
+{
+	struct kvmrun_cpu_state *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (s->cpuid = calloc(cpuid_count, sizeof(*s->cpuid))) == NULL)
+		abort();
+	for (int n = 0; n < KVMRUN_VEC_COUNT; n++) {
+		s->xstate.vec_bytes[n] = 64;
+		memset(s->xstate.vec[n], 0xa5 ^ n, 64);
+	}
+	s->xstate.vec_bytes[0] = 16;
+	s->xstate.vec_bytes[1] = 32;
+	s->xstate.k_set = 0xff;
+	s->xstate.st_set = 0xff;
+	for (int i = 0; i < 8; i++) {
+		s->xstate.k[i] = UINT64_MAX - (uint64_t)i;
+		s->xstate.st[i].mantissa = UINT64_MAX;
+		s->xstate.st[i].sign_exponent = 0xffff;
+	}
+	s->xstate.fields_set = (1u << KVMRUN_XF_COUNT) - 1;
+	s->xstate.mxcsr = UINT32_MAX;
+	s->xstate.fcw = s->xstate.fsw = s->xstate.ftw = 0xffff;
+	s->xstate.fop = 0x7ff;
+	s->xstate.fip = s->xstate.fdp = UINT64_MAX;
+	s->xstate.has_xcr0 = true;
+	s->xstate.xcr0 = UINT64_MAX;
+	s->msrs.set = (1u << KVMRUN_MSR_COUNT) - 1;
+	for (int m = 0; m < KVMRUN_MSR_COUNT; m++)
+		s->msrs.value[m] = UINT64_MAX - (uint64_t)m;
+	s->segments_set = (1u << KVMRUN_SEG_COUNT) - 1;
+	for (int i = 0; i < KVMRUN_SEG_COUNT; i++) {
+		s->segments[i].base = (uint64_t)i << 32; /* as fill_result's sregs */
+		s->segments[i].limit = UINT32_MAX - (uint32_t)i;
+		s->segments[i].attributes = (uint16_t)(0xf0ff - i);
+	}
+	s->gdt.base = UINT64_MAX;
+	s->gdt.limit = 0xffff;
+	s->idt.base = 0x1000;
+	s->idt.limit = 0xfff;
+	for (size_t i = 0; i < cpuid_count; i++)
+		s->cpuid[i] = (struct kvmrun_cpuid_entry){ UINT32_MAX - (uint32_t)i, UINT32_MAX,
+							   UINT32_MAX, UINT32_MAX,
+							   UINT32_MAX, UINT32_MAX };
+	s->cpuid_count = cpuid_count;
+	return s;
+}
+
+static char *
+format_result(const struct kvmrun_result *result, size_t *length)
+{
+	char *line = proto_format_result("\"r\"", result, length);
+
+	if (line == NULL)
+		abort();
+	return line;
+}
+
+static void
+test_state_result(void)
+{
+	static const char *const state_parts[] = {
+		"\"xstate\":{\"xmm0\":\"0xa5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5\",\"ymm1\":\"0xa4a4",
+		"\"zmm31\":\"0xbaba",
+		"\"k0\":18446744073709551615,",
+		"\"st7\":\"0xffffffffffffffffffff\",\"mxcsr\":4294967295,\"fcw\":65535,",
+		"\"fop\":2047,\"fip\":18446744073709551615,\"fdp\":18446744073709551615,"
+		"\"xcr0\":18446744073709551615}",
+		"\"msrs\":{\"fs_base\":18446744073709551615,",
+		"\"efer\":18446744073709551603}",
+		"\"ds\":{\"selector\":8,\"base\":4294967296,\"limit\":4294967294,"
+		"\"attributes\":61694}",
+		"\"gdt\":{\"base\":18446744073709551615,\"limit\":65535},\"idt\":{\"base\":4096,"
+		"\"limit\":4095}}",
+		"\"cpuid\":[{\"function\":4294967295,\"index\":4294967295,\"eax\":4294967295,",
+		NULL,
+	};
+	struct kvmrun_result result;
+	struct proto_response resp;
+	struct proto_limits limits;
+	struct kvmrun_error err;
+	size_t plain_length, length;
+	char *plain, *line;
+	bool found = true;
+	int rc;
+
+	fill_result(&result);
+	plain = format_result(&result, &plain_length);
+	result.state = full_state(2);
+	line = format_result(&result, &length);
+	tap_ok(strcmp(line, plain) == 0,
+	       "a state with nothing in result->returned changes no byte of the answer");
+	free(line);
+
+	result.returned = KVMRUN_RETURN_XSTATE | KVMRUN_RETURN_MSRS |
+			  KVMRUN_RETURN_DESCRIPTORS | KVMRUN_RETURN_CPUID;
+	line = format_result(&result, &length);
+	tap_ok(one_line(line, length), "an answer with state is one line");
+	for (const char *const *part = state_parts; *part != NULL; part++)
+		if (strstr(line, *part) == NULL) {
+			tap_diag("missing %s", *part);
+			found = false;
+		}
+	if (!tap_ok(found, "it holds each returned part as PROTOCOL.md says"))
+		tap_diag("%s", line);
+	rc = proto_response_parse(line, length - 1, &resp, &err);
+	if (!tap_ok(rc == 0 && resp.result.returned == result.returned &&
+			    proto_state_equal(result.state, resp.result.state),
+		    "and reads back the same"))
+		tap_diag("%s", rc < 0 ? err.message : "differs");
+	proto_response_free(&resp);
+	free(line);
+
+	/* Only what was asked; descriptors and their gdt go together. */
+	result.returned = KVMRUN_RETURN_MSRS;
+	line = format_result(&result, &length);
+	tap_ok(strstr(line, "\"msrs\":{") != NULL && strstr(line, "\"xstate\"") == NULL &&
+		       strstr(line, "\"cpuid\"") == NULL && strstr(line, "\"gdt\"") == NULL &&
+		       strstr(line, "\"attributes\"") == NULL,
+	       "only the parts returned are in the answer");
+	rc = proto_response_parse(line, length - 1, &resp, &err);
+	tap_ok(rc == 0 && resp.result.returned == KVMRUN_RETURN_MSRS &&
+		       resp.result.state != NULL &&
+		       resp.result.state->msrs.set == result.state->msrs.set,
+	       "and only they are read back");
+	proto_response_free(&resp);
+	free(line);
+	kvmrun_cpu_state_free(result.state);
+
+	/* The bound the daemon checks --max-output against holds the widest state. */
+	result.state = full_state(KVMRUN_CPUID_ENTRIES_MAX + 10);
+	result.returned = KVMRUN_RETURN_XSTATE | KVMRUN_RETURN_MSRS |
+			  KVMRUN_RETURN_DESCRIPTORS | KVMRUN_RETURN_CPUID;
+	for (int n = 0; n < KVMRUN_VEC_COUNT; n++)
+		result.state->xstate.vec_bytes[n] = 64;
+	line = format_result(&result, &length);
+	proto_limits_default(&limits);
+	if (!tap_ok(length - plain_length <= proto_state_max_length() &&
+			    length - plain_length + 768 > proto_state_max_length(),
+		    "the widest state fits proto_state_max_length, with little to spare"))
+		tap_diag("%zu bytes more, bound %" PRIu64, length - plain_length,
+			 proto_state_max_length());
+	tap_ok(proto_result_max_length(&limits) >= length,
+	       "and proto_result_max_length counts it");
+	tap_ok(strstr(line, "\"function\":4294967039") == NULL &&
+		       strstr(line, "\"function\":4294967040") != NULL,
+	       "the answer's cpuid stops at %u entries", KVMRUN_CPUID_ENTRIES_MAX);
+	free(line);
+	kvmrun_cpu_state_free(result.state);
+	free(plain);
+}
+
+/* Answers are read leniently: what a newer daemon adds is skipped. */
+static void
+test_state_answer_parse(void)
+{
+	static const char *const base =
+		"{\"ok\":true,\"exit\":{\"reason\":\"hlt\"},\"regs\":{\"rax\":0,\"rbx\":0,"
+		"\"rcx\":0,\"rdx\":0,\"rsi\":0,\"rdi\":0,\"rsp\":0,\"rbp\":0,\"r8\":0,\"r9\":0,"
+		"\"r10\":0,\"r11\":0,\"r12\":0,\"r13\":0,\"r14\":0,\"r15\":0,\"rip\":0,"
+		"\"rflags\":2},\"sregs\":{\"cr0\":0,\"cr2\":0,\"cr3\":0,\"cr4\":0,\"efer\":0,"
+		"\"cs\":{\"selector\":0,\"base\":0},\"ds\":{\"selector\":0,\"base\":0},"
+		"\"es\":{\"selector\":0,\"base\":0},\"ss\":{\"selector\":0,\"base\":0},"
+		"\"fs\":{\"selector\":0,\"base\":0},\"gs\":{\"selector\":0,\"base\":0},"
+		"\"tr\":{\"selector\":0,\"base\":0},\"ldt\":{\"selector\":0,\"base\":0}},"
+		"\"console\":\"\",\"io_log\":[],\"dump\":[],\"stats\":{\"exits\":1,"
+		"\"run_ns\":1},";
+	static const struct {
+		const char *tail;
+		bool ok;
+		const char *what;
+	} cases[] = {
+		{ "\"xstate\":{\"xmm0\":\"0x1\",\"pkru\":0,\"xmm16\":\"0x1\"}}", true,
+		  "registers this side does not know are skipped" },
+		{ "\"msrs\":{\"lstar\":1,\"ia32_new\":2}}", true, "so are MSRs" },
+		{ "\"cpuid\":[{\"function\":1,\"index\":0,\"eax\":0,\"ebx\":0,\"ecx\":0,"
+		  "\"edx\":0,\"flags\":1},{\"function\":1,\"index\":0,\"eax\":0,\"ebx\":0,"
+		  "\"ecx\":0,\"edx\":0}]}",
+		  true, "and cpuid fields; KVM's table is taken as it is" },
+		{ "\"xstate\":{\"xmm0\":\"0x1" D32 "\"}}", false,
+		  "xstate.xmm0: expected \"0x\" and 1 to 32 hex digits" },
+		{ "\"msrs\":{\"lstar\":-1}}", false, "msrs.lstar: -1 is negative" },
+		{ "\"cpuid\":[{\"function\":1}]}", false, "cpuid[0]: missing field \"eax\"" },
+	};
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		char line[2048];
+		struct proto_response resp;
+		struct kvmrun_error err;
+		int rc;
+
+		snprintf(line, sizeof(line), "%s%s", base, cases[i].tail);
+		rc = proto_response_parse(line, strlen(line), &resp, &err);
+		if (cases[i].ok)
+			tap_ok(rc == 0 && resp.result.state != NULL && resp.result.returned != 0,
+			       "answer: %s", cases[i].what);
+		else if (!tap_ok(rc < 0 && strstr(err.message, cases[i].what) != NULL,
+				 "answer refused: %s", cases[i].what))
+			tap_diag("rc %d: %s", rc, err.message);
+		proto_response_free(&resp);
+	}
+}
+#undef R
+#undef D32
+
+/* max_instructions, trace and changes in requests. */
+static void
+test_observe_request(void)
+{
+	static uint8_t image[] = { 0xf4 };
+	struct proto_limits limits;
+	struct proto_request req;
+	struct kvmrun_error err;
+	struct kvmrun_spec spec;
+	size_t length = 0;
+	char *line;
+	int rc;
+
+	expect_good("{'image':'kA==','max_instructions':1}");
+	expect_good("{'image':'kA==','max_instructions':1000000,'trace':true}");
+	expect_good("{'image':'kA==','changes':true}");
+	expect_good("{'image':'kA==','trace':false,'changes':false}");
+	expect_bad("{'image':'kA==','max_instructions':0}", KVMRUN_ERR_BAD_REQUEST,
+		   "max_instructions: 0 is below the minimum of 1");
+	expect_bad("{'image':'kA==','max_instructions':'1'}", KVMRUN_ERR_BAD_REQUEST,
+		   "max_instructions: expected an integer");
+	expect_bad("{'image':'kA==','max_instructions':-1}", KVMRUN_ERR_BAD_REQUEST,
+		   "max_instructions:");
+	expect_bad("{'image':'kA==','max_instructions':1.5}", KVMRUN_ERR_BAD_REQUEST,
+		   "max_instructions:");
+	expect_bad("{'image':'kA==','max_instructions':true}", KVMRUN_ERR_BAD_REQUEST,
+		   "max_instructions: expected an integer");
+	expect_bad("{'image':'kA==','max_instructions':1000001}", KVMRUN_ERR_TOO_LARGE,
+		   "max_instructions: 1000001 is over the limit of 1000000 "
+		   "(--max-instructions)");
+	expect_bad("{'image':'kA==','trace':1,'max_instructions':1}", KVMRUN_ERR_BAD_REQUEST,
+		   "trace: expected a boolean");
+	expect_bad("{'image':'kA==','changes':'yes'}", KVMRUN_ERR_BAD_REQUEST,
+		   "changes: expected a boolean");
+	expect_bad("{'image':'kA==','trace':true}", KVMRUN_ERR_BAD_REQUEST,
+		   "trace: needs max_instructions");
+	expect_bad("{'op':'ping','changes':true}", KVMRUN_ERR_BAD_REQUEST,
+		   "changes: not allowed with op \"ping\"");
+
+	proto_limits_default(&limits);
+	tap_ok(limits.max_instructions == 1000000 && limits.max_trace == 65536,
+	       "--max-instructions and --max-trace default to 1000000 and 65536");
+	limits.max_instructions = 10;
+	limits.max_trace = 7;
+	limits.max_dump_bytes = 100;
+	expect_bad_with("{'image':'kA==','max_instructions':11}", &limits, KVMRUN_ERR_TOO_LARGE,
+			"max_instructions: 11 is over the limit of 10 (--max-instructions)");
+	line = quote("{'image':'kA==','max_instructions':10,'trace':true,'changes':true}");
+	rc = proto_request_parse(line, strlen(line), &limits, &req, &err);
+	tap_ok(rc == 0 && req.spec.max_instructions == 10 && req.spec.trace &&
+		       req.spec.changes && req.spec.trace_max == 7 &&
+		       req.spec.changes_max == 100,
+	       "a run at the limit is taken, with --max-trace and --max-dump-bytes as "
+	       "its trace and changes bounds");
+	proto_request_free(&req);
+	free(line);
+
+	kvmrun_spec_init(&spec);
+	spec.image.data = image;
+	spec.image.length = 1;
+	line = proto_format_request(NULL, KVMRUN_OP_RUN, &spec, &length);
+	tap_ok(line != NULL && strstr(line, "max_instructions") == NULL &&
+		       strstr(line, "trace") == NULL && strstr(line, "changes") == NULL,
+	       "a plain request has none of max_instructions, trace, changes");
+	free(line);
+	spec.max_instructions = 5;
+	spec.trace = true;
+	spec.changes = true;
+	line = request_round_trip(NULL, KVMRUN_OP_RUN, &spec, &req, &rc);
+	tap_ok(rc == 0 && strstr(line, "\"max_instructions\":5,\"trace\":true,"
+				       "\"changes\":true") != NULL &&
+		       req.spec.max_instructions == 5 && req.spec.trace && req.spec.changes,
+	       "max_instructions, trace and changes make the round trip");
+	proto_request_free(&req);
+	free(line);
+}
+
+static void
+test_observe_result(void)
+{
+	static struct kvmrun_trace_entry trace[] = { { 0x1000, 0x33 },
+						     { UINT64_MAX, 0xffff } };
+	static uint8_t bytes[] = { 1, 2, 3 };
+	static struct kvmrun_blob changes[] = { { 0x10, bytes, 3 }, { 0x2000, bytes, 1 } };
+	static const char *const full_parts[] = {
+		"\"exit\":{\"reason\":\"step_limit\"},",
+		"\"trace\":[{\"rip\":4096,\"cs\":51},{\"rip\":18446744073709551615,"
+		"\"cs\":65535}],\"trace_truncated\":true,",
+		"\"changes\":[{\"address\":16,\"data\":\"AQID\"},{\"address\":8192,"
+		"\"data\":\"AQ==\"}],\"changes_truncated\":true,",
+		NULL,
+	};
+	static const char *const empty_parts[] = { "\"trace\":[],\"changes\":[],", NULL };
+	static const char *const plain_parts[] = { "\"data\":\"\"}],\"stats\":", NULL };
+	static struct kvmrun_trace_entry none[1];
+	static struct kvmrun_blob no_changes[1];
+	static const struct {
+		const char *from, *to, *what;
+	} bad[] = {
+		{ "{\"rip\":4096,\"cs\":51}", "{\"rip\":4096}", "trace[0].cs: missing" },
+		{ "{\"rip\":4096,\"cs\":51}", "{\"rip\":4096,\"cs\":65536}", "trace[0].cs" },
+		{ "{\"rip\":4096,\"cs\":51}", "7", "trace[0]: expected an object" },
+		{ "\"data\":\"AQID\"", "\"data\":\"AQI\"", "changes[0].data" },
+		{ "\"trace_truncated\":true", "\"trace_truncated\":1",
+		  "trace_truncated: expected a boolean" },
+		{ "\"changes\":[{\"address\":16,\"data\":\"AQID\"},{\"address\":8192,"
+		  "\"data\":\"AQ==\"}]",
+		  "\"changes\":7", "changes: expected an array" },
+	};
+	struct kvmrun_result result;
+	struct proto_limits limits;
+	size_t plain_length = 0, length = 0, runs;
+	char *plain, *line;
+
+	fill_result(&result);
+	plain = proto_format_result("1", &result, &plain_length);
+	check_result("a plain answer has no trace or changes", &result, plain_parts);
+	tap_ok(plain != NULL && strstr(plain, "trace") == NULL &&
+		       strstr(plain, "changes") == NULL && strstr(plain, "step_limit") == NULL,
+	       "a plain answer is as before: no trace, no changes");
+
+	result.exit.reason = KVMRUN_EXIT_STEP_LIMIT;
+	result.trace = trace;
+	result.trace_count = NELEM(trace);
+	result.trace_truncated = true;
+	result.changes = changes;
+	result.change_count = NELEM(changes);
+	result.changes_truncated = true;
+	check_result("step_limit with trace and changes, both truncated", &result,
+		       full_parts);
+
+	line = proto_format_result("1", &result, &length);
+	for (size_t i = 0; line != NULL && i < NELEM(bad); i++) {
+		struct proto_response resp;
+		struct kvmrun_error err;
+		char *at = strstr(line, bad[i].from);
+		char *broken = malloc(length + 64);
+		int rc = -1;
+
+		if (at != NULL && broken != NULL) {
+			snprintf(broken, length + 64, "%.*s%s%s", (int)(at - line), line,
+				 bad[i].to, at + strlen(bad[i].from));
+			rc = proto_response_parse(broken, strlen(broken) - 1, &resp, &err);
+			proto_response_free(&resp);
+		}
+		if (!tap_ok(at != NULL && rc < 0 && strstr(err.message, bad[i].what) != NULL,
+			    "an answer with a bad %s is refused naming it", bad[i].what))
+			tap_diag("%s", rc < 0 ? err.message : "accepted");
+		free(broken);
+	}
+	free(line);
+
+	result.trace = none;
+	result.trace_count = 0;
+	result.trace_truncated = false;
+	result.changes = no_changes;
+	result.change_count = 0;
+	result.changes_truncated = false;
+	check_result("asked for but empty: trace and changes as empty arrays", &result,
+		       empty_parts);
+
+	/*
+	 * The longest changes a bound lets through: 1-byte runs at the longest
+	 * addresses, each paying KVMRUN_CHANGE_COST.  They fit in what
+	 * proto_result_max_length allows for changes.
+	 */
+	proto_limits_default(&limits);
+	limits.max_dump_bytes = 1000;
+	runs = limits.max_dump_bytes / (KVMRUN_CHANGE_COST + 1);
+	result.changes = calloc(runs, sizeof(*result.changes));
+	for (size_t i = 0; result.changes != NULL && i < runs; i++)
+		result.changes[i] = (struct kvmrun_blob){ UINT64_MAX - 2 * i, bytes, 1 };
+	result.change_count = runs;
+	result.trace = none;
+	line = proto_format_result("1", &result, &length);
+	tap_ok(line != NULL &&
+		       length - plain_length <=
+			       proto_base64_encoded_length(limits.max_dump_bytes) + 32,
+	       "%zu changes at their bound take %zu bytes, within the %zu the longest "
+	       "answer allows for them", runs, length - plain_length,
+	       proto_base64_encoded_length(limits.max_dump_bytes));
+	free(line);
+	free(result.changes);
+	{
+		struct proto_limits more = limits;
+
+		more.max_trace += 1000;
+		tap_ok(proto_result_max_length(&more) - proto_result_max_length(&limits) >=
+			       1000 * strlen("{\"rip\":18446744073709551615,\"cs\":65535},"),
+		       "the longest answer grows by a longest trace entry per --max-trace");
+	}
+	free(plain);
+}
+
 int
 main(void)
 {
@@ -1650,9 +2438,16 @@ main(void)
 	test_ids();
 	test_format_request();
 	test_results();
+	test_paging();
 	test_errors();
 	test_ping_stats();
 	test_response_parse();
 	test_id_pipeline();
+	test_state_bad();
+	test_state_request();
+	test_state_result();
+	test_state_answer_parse();
+	test_observe_request();
+	test_observe_result();
 	return tap_done();
 }

@@ -161,11 +161,35 @@ test_ring_ports_regs(void)
 	expect(&spec, KVMRUN_OK, "", "rflags with only bit 1 (IOPL 0)");
 }
 
+/* A library caller's spec, not only the codec's, is held to trace's rule. */
+static void
+test_trace_needs_steps(void)
+{
+	struct kvmrun_spec spec;
+
+	spec_for(&spec, KVMRUN_MODE_LONG);
+	spec.trace = true;
+	expect(&spec, KVMRUN_ERR_BAD_REQUEST, "trace: needs max_instructions",
+	       "trace without max_instructions");
+	spec.max_instructions = 1;
+	expect(&spec, KVMRUN_OK, "", "trace with max_instructions");
+	spec.changes = true;
+	expect(&spec, KVMRUN_OK, "", "changes with the rest");
+	spec.regs[KVMRUN_REG_RFLAGS] = 0x102;
+	spec.regs_set = 1u << KVMRUN_REG_RFLAGS;
+	expect(&spec, KVMRUN_ERR_BAD_REQUEST, "regs.rflags: TF (bit 8)",
+	       "rflags with TF while stepping");
+	spec.max_instructions = 0;
+	spec.trace = false;
+	expect(&spec, KVMRUN_OK, "", "rflags with TF, not stepped");
+}
+
 int
 main(void)
 {
 	test_memory();
 	test_ranges();
 	test_ring_ports_regs();
+	test_trace_needs_steps();
 	return tap_done();
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "vm-test.h"
 #include "vm-x86.h"
 #include "vm.h"
 
@@ -23,24 +24,7 @@ static const char *guest_dir;
 static void
 load_guest(const char *name, struct kvmrun_spec *spec)
 {
-	char path[4096];
-	FILE *f;
-	long size;
-
-	snprintf(path, sizeof(path), "%s/%s.bin", guest_dir, name);
-	f = fopen(path, "rb");
-	if (f == NULL || fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) <= 0 ||
-	    fseek(f, 0, SEEK_SET) < 0) {
-		printf("Bail out! guest %s: %s\n", path, strerror(errno));
-		exit(99);
-	}
-	spec->image.data = malloc((size_t)size);
-	spec->image.length = (size_t)size;
-	if (spec->image.data == NULL || fread(spec->image.data, 1, (size_t)size, f) != (size_t)size) {
-		printf("Bail out! guest %s: short read\n", path);
-		exit(99);
-	}
-	fclose(f);
+	vm_test_load_guest(guest_dir, name, spec);
 }
 
 static void
@@ -49,13 +33,6 @@ spec_for(struct kvmrun_spec *spec, const char *guest, enum kvmrun_mode mode)
 	kvmrun_spec_init(spec);
 	spec->mode = mode;
 	load_guest(guest, spec);
-}
-
-static void
-set_reg(struct kvmrun_spec *spec, enum kvmrun_reg reg, uint64_t value)
-{
-	spec->regs[reg] = value;
-	spec->regs_set |= 1u << reg;
 }
 
 static void
@@ -88,6 +65,13 @@ skip_unsupported(const char *name, enum kvmrun_mode mode)
 	return true;
 }
 
+/* What a run in MODE on the host under test answers as its paging. */
+static enum kvmrun_paging
+paging_of(enum kvmrun_mode mode)
+{
+	return mode == KVMRUN_MODE_PAGED ? vm_host_paging(host) : KVMRUN_PAGING_NONE;
+}
+
 static void
 test_unsupported_mode_refused(enum kvmrun_mode mode)
 {
@@ -100,7 +84,8 @@ test_unsupported_mode_refused(enum kvmrun_mode mode)
 	tap_ok(!run(&spec, &result, &err) && err.code == KVMRUN_ERR_UNSUPPORTED &&
 		       mode == KVMRUN_MODE_PAGED &&
 		       strstr(err.message, kvmrun_mode_names[mode]) != NULL &&
-		       strstr(err.message, "dropped CR0.PG") != NULL,
+		       strstr(err.message, "dropped CR0.PG") != NULL &&
+		       strstr(err.message, "--paged=auto or compat") != NULL,
 	       "%s mode is refused as unsupported, saying why: %s",
 	       kvmrun_mode_names[mode], err.message);
 	kvmrun_result_free(&result);
@@ -128,8 +113,9 @@ test_hello(const char *guest, enum kvmrun_mode mode, unsigned int ring)
 	if (!run(&spec, &result, &err)) {
 		tap_ok(0, "%s", name);
 	} else {
-		tap_ok(result.exit.reason == KVMRUN_EXIT_HLT, "%s: halts (got %s)", name,
-		       kvmrun_exit_reason_names[result.exit.reason]);
+		tap_ok(result.exit.reason == KVMRUN_EXIT_HLT && result.paging == paging_of(mode),
+		       "%s: halts (got %s), paging %d", name,
+		       kvmrun_exit_reason_names[result.exit.reason], (int)result.paging);
 		tap_ok(result.console_length == sizeof(hello) - 1 &&
 			       memcmp(result.console, hello, sizeof(hello) - 1) == 0,
 		       "%s: console says Hello, world!", name);
@@ -142,6 +128,37 @@ test_hello(const char *guest, enum kvmrun_mode mode, unsigned int ring)
 		       (unsigned long long)result.regs[KVMRUN_REG_RBX],
 		       (unsigned long long)result.regs[KVMRUN_REG_RIP]);
 	}
+	kvmrun_result_free(&result);
+	kvmrun_spec_free(&spec);
+}
+
+/* The seed's own check: a C guest built with gcc -m32 (tests/guests/hello32.c). */
+static void
+test_hello32(enum kvmrun_mode mode, unsigned int ring)
+{
+	static const char hello[] = "Hello, world!\n";
+	struct kvmrun_spec spec;
+	struct kvmrun_result result;
+	struct kvmrun_error err;
+	uint32_t stored = 0;
+	char name[96];
+
+	snprintf(name, sizeof(name), "hello32 (gcc -m32) in %s mode, ring %u",
+		 kvmrun_mode_names[mode], ring);
+	if (skip_unsupported(name, mode))
+		return;
+	spec_for(&spec, "hello32", mode);
+	spec.ring = ring;
+	add_dump(&spec, 0x400, 4);
+	if (run(&spec, &result, &err) && result.dump_count == 1)
+		memcpy(&stored, result.dumps[0].data, 4);
+	tap_ok(result.exit.reason == KVMRUN_EXIT_HLT && result.paging == paging_of(mode) &&
+		       result.console_length == sizeof(hello) - 1 &&
+		       memcmp(result.console, hello, sizeof(hello) - 1) == 0 && stored == 42 &&
+		       (result.regs[KVMRUN_REG_RAX] & UINT32_MAX) == 42,
+	       "%s: Hello, world!, 42 at 0x400, halts with eax 42 (%s, rax 0x%llx, paging %d)",
+	       name, kvmrun_exit_reason_names[result.exit.reason],
+	       (unsigned long long)result.regs[KVMRUN_REG_RAX], (int)result.paging);
 	kvmrun_result_free(&result);
 	kvmrun_spec_free(&spec);
 }
@@ -201,9 +218,9 @@ test_regs_round_trip(const char *guest, enum kvmrun_mode mode, int stored_regs,
 
 	spec_for(&spec, guest, mode);
 	for (int i = 0; i < stored_regs; i++)
-		set_reg(&spec, order[i], (0x1111111111111111ull * (uint64_t)(i + 1)) ^
+		vm_test_set_reg(&spec, order[i], (0x1111111111111111ull * (uint64_t)(i + 1)) ^
 						 (order[i] == KVMRUN_REG_RSP ? 0xf : 0));
-	set_reg(&spec, KVMRUN_REG_RFLAGS, 0x2 | 0x1 | 0x800); /* CF and OF */
+	vm_test_set_reg(&spec, KVMRUN_REG_RFLAGS, 0x2 | 0x1 | 0x800); /* CF and OF */
 	add_dump(&spec, 0x600, (uint64_t)stored_regs * width);
 	if (run(&spec, &result, &err) && result.dump_count == 1) {
 		for (int i = 0; i < stored_regs; i++) {
@@ -371,7 +388,7 @@ test_ring3_iopl0(void)
 
 	spec_for(&spec, "hello-long", KVMRUN_MODE_LONG);
 	spec.ring = 3;
-	set_reg(&spec, KVMRUN_REG_RFLAGS, 0x2);
+	vm_test_set_reg(&spec, KVMRUN_REG_RFLAGS, 0x2);
 	run(&spec, &result, &err);
 	tap_ok(result.exit.reason == KVMRUN_EXIT_EXCEPTION &&
 		       result.exit.u.exception.vector == 13 && result.console_length == 0,
@@ -530,7 +547,7 @@ test_compiled_guest(unsigned int ring)
 
 	spec_for(&spec, "compute-c", KVMRUN_MODE_LONG);
 	spec.ring = ring;
-	set_reg(&spec, KVMRUN_REG_RDI, 1000);
+	vm_test_set_reg(&spec, KVMRUN_REG_RDI, 1000);
 	run(&spec, &result, &err);
 	if (ring == 0 && exit->reason == KVMRUN_EXIT_INTERNAL_ERROR) {
 		char bytes[3 * KVMRUN_INSN_BYTES_MAX + 1] = "";
@@ -596,9 +613,10 @@ static const struct fault_case protected_ring0[] = {
 	{ 2, "a selector past the GDT", EXC(13), true, 0x1230, 0x8e, false },
 	{ 4, "int3", EXC(3), false, 0, 0xcc, true },
 	{ 5, "hlt", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4, true },
+	{ 9, "a broken stack, then a fault", KVMRUN_EXIT_SHUTDOWN, -1, false, 0, 0, false },
+	/* Last: compatibility mode answers it otherwise (compat_own_idt). */
 	{ FAULT_OWN_IDT, "a guest handling its own #UD", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4,
 	  true },
-	{ 9, "a broken stack, then a fault", KVMRUN_EXIT_SHUTDOWN, -1, false, 0, 0, false },
 };
 
 static const struct fault_case protected_ring3[] = {
@@ -608,13 +626,24 @@ static const struct fault_case protected_ring3[] = {
 	{ 4, "int3", EXC(3), false, 0, 0xcc, true },
 	{ 5, "hlt (a #GP at ring 3)", KVMRUN_EXIT_HLT, -1, false, 0, 0xf4, true },
 	{ 6, "mov from cr0", EXC(13), true, 0, 0x0f, false },
+	/* Last: paged mode answers it otherwise (paged_ring3_reserved). */
 	{ FAULT_RESERVED_WRITE, "a write to the engine's GDT", EXC(13), true, 0, 0xc7,
 	  false },
 };
 
+/* The pages, not the segment limits, keep the area from ring 3: #PF. */
 static const struct fault_case paged_ring3_reserved[] = {
 	{ FAULT_RESERVED_WRITE, "a write to the engine's GDT", EXC(14), true, 7, 0xc7,
 	  false },
+};
+
+/*
+ * In compatibility mode the CPU reads a guest's 32-bit IDT as 16-byte
+ * gates: the #UD's gate is not one, nor then the #GP's and #DF's.
+ */
+static const struct fault_case compat_own_idt[] = {
+	{ FAULT_OWN_IDT, "a guest loading its own 32-bit IDT shuts down at its #UD",
+	  KVMRUN_EXIT_SHUTDOWN, -1, false, 0, 0, false },
 };
 
 static bool
@@ -688,9 +717,9 @@ test_faults(const char *guest, enum kvmrun_mode mode, unsigned int ring,
 			continue;
 		spec_for(&spec, guest, mode);
 		spec.ring = ring;
-		set_reg(&spec, KVMRUN_REG_RDI, fc->id);
-		set_reg(&spec, KVMRUN_REG_RBX, gdt_target);
-		set_reg(&spec, KVMRUN_REG_RBP, 0x5a5a5a5a);
+		vm_test_set_reg(&spec, KVMRUN_REG_RDI, fc->id);
+		vm_test_set_reg(&spec, KVMRUN_REG_RBX, gdt_target);
+		vm_test_set_reg(&spec, KVMRUN_REG_RBP, 0x5a5a5a5a);
 		add_dump(&spec, gdt_target, 4);
 		run(&spec, &result, &err);
 		if (result.dump_count == 1)
@@ -761,9 +790,9 @@ pio_spec(struct kvmrun_spec *spec, const struct pio_ctx *ctx, unsigned int id,
 {
 	spec_for(spec, ctx->mode == KVMRUN_MODE_LONG ? "pio-long" : "pio-protected", ctx->mode);
 	spec->ring = 3;
-	set_reg(spec, KVMRUN_REG_RBP, id);
-	set_reg(spec, KVMRUN_REG_RBX, address);
-	set_reg(spec, KVMRUN_REG_RCX, count);
+	vm_test_set_reg(spec, KVMRUN_REG_RBP, id);
+	vm_test_set_reg(spec, KVMRUN_REG_RBX, address);
+	vm_test_set_reg(spec, KVMRUN_REG_RCX, count);
 	spec->log_ports = malloc(sizeof(*spec->log_ports));
 	spec->log_ports[0] = PIO_LOG_PORT;
 	spec->log_port_count = 1;
@@ -1132,55 +1161,113 @@ test_pio_long(void)
 	free(ctx.area);
 }
 
-/*
- * Skips the whole test only where /dev/kvm is missing or cannot be opened;
- * a device that opens but that the engine cannot use is a failure.
- */
-static void
-open_host_or_skip(void)
-{
-	struct kvmrun_error err;
-	int fd = open(KVMRUN_DEFAULT_KVM_PATH, O_RDWR | O_CLOEXEC);
-
-	if (fd < 0 && (errno == ENOENT || errno == ENODEV || errno == ENXIO ||
-		       errno == EACCES || errno == EPERM))
-		tap_skip_all("needs KVM, %s: %s", KVMRUN_DEFAULT_KVM_PATH, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	if (vm_host_open(KVMRUN_DEFAULT_KVM_PATH, &host, &err) < 0) {
-		printf("Bail out! the engine cannot use this host's KVM: %s: %s\n",
-		       kvmrun_errcode_names[err.code], err.message);
-		exit(99);
-	}
-}
-
 #define FAULTS(guest, mode, ring, cases) \
 	test_faults(guest, mode, ring, cases, sizeof(cases) / sizeof(cases[0]))
+/* The protected-mode cases but the last, which paged mode answers otherwise. */
+#define FAULTS_BUT_LAST(guest, mode, ring, cases) \
+	test_faults(guest, mode, ring, cases, sizeof(cases) / sizeof(cases[0]) - 1)
+
+/* Paged mode as the host under test pages it, legacy or compat. */
+static void
+test_paged_suite(void)
+{
+	bool compat = vm_host_paging(host) == KVMRUN_PAGING_COMPAT;
+
+	tap_diag("paged mode, paging %s", compat ? "compat" : "legacy");
+	test_hello("hello-paged", KVMRUN_MODE_PAGED, 0);
+	test_hello("hello-paged", KVMRUN_MODE_PAGED, 3);
+	test_hello32(KVMRUN_MODE_PAGED, 0);
+	test_hello32(KVMRUN_MODE_PAGED, 3);
+	test_checksum("checksum-protected", KVMRUN_MODE_PAGED, 0);
+	if (compat) {
+		FAULTS_BUT_LAST("faults-protected", KVMRUN_MODE_PAGED, 0, protected_ring0);
+		FAULTS("faults-protected", KVMRUN_MODE_PAGED, 0, compat_own_idt);
+	} else {
+		FAULTS("faults-protected", KVMRUN_MODE_PAGED, 0, protected_ring0);
+	}
+	FAULTS_BUT_LAST("faults-protected", KVMRUN_MODE_PAGED, 3, protected_ring3);
+	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 3, paged_ring3_reserved);
+	test_pio_32(KVMRUN_MODE_PAGED);
+}
+
+static struct kvmrun_host *
+open_paged(enum vm_paged_choice choice)
+{
+	struct vm_host_options options = { .paged = choice };
+	struct kvmrun_host *opened = NULL;
+	struct kvmrun_error err;
+
+	if (vm_host_open_with(KVMRUN_DEFAULT_KVM_PATH, &options, &opened, &err) < 0)
+		tap_diag("opening the host with paged choice %d: %s", (int)choice, err.message);
+	return opened;
+}
+
+/*
+ * --paged legacy and compat: legacy is refused only where KVM drops CR0.PG,
+ * and auto took legacy exactly where the host has it; then paged mode the
+ * other way than auto chose (compatibility mode on a host with legacy
+ * paging: there is no legacy paging to try on one without).
+ */
+static void
+test_paged_choices(void)
+{
+	struct kvmrun_host *auto_host = host;
+	struct kvmrun_host *legacy = open_paged(VM_PAGED_LEGACY);
+	struct kvmrun_host *compat = open_paged(VM_PAGED_COMPAT);
+
+	if (!tap_ok(legacy != NULL && compat != NULL,
+		    "the host opens with paged choice legacy and with compat"))
+		goto out;
+	tap_ok(vm_host_paging(compat) == KVMRUN_PAGING_COMPAT &&
+		       vm_host_mode_unsupported(compat, KVMRUN_MODE_PAGED) == NULL,
+	       "paged choice compat: paged mode runs in compatibility mode");
+	if (vm_host_paging(legacy) == KVMRUN_PAGING_LEGACY) {
+		tap_ok(vm_host_paging(auto_host) == KVMRUN_PAGING_LEGACY,
+		       "on a host with legacy paging auto uses it");
+		tap_skip("paged choice legacy where KVM drops CR0.PG: unsupported",
+			 "this host's KVM keeps legacy paging");
+	} else {
+		tap_skip("on a host with legacy paging auto uses it",
+			 "this host's KVM keeps no legacy paging: %s",
+			 vm_host_mode_unsupported(legacy, KVMRUN_MODE_PAGED));
+		tap_ok(vm_host_paging(auto_host) == KVMRUN_PAGING_COMPAT,
+		       "without legacy paging auto pages in compatibility mode");
+		host = legacy;
+		test_unsupported_mode_refused(KVMRUN_MODE_PAGED);
+	}
+	if (vm_host_paging(auto_host) != KVMRUN_PAGING_COMPAT) {
+		host = compat;
+		test_paged_suite();
+	}
+out:
+	host = auto_host;
+	vm_host_close(legacy);
+	vm_host_close(compat);
+}
 
 int
 main(void)
 {
-	guest_dir = getenv("GUESTS");
-	if (guest_dir == NULL)
-		guest_dir = "tests/guests";
-	open_host_or_skip();
+	guest_dir = vm_test_guest_dir();
+	host = vm_test_open_host_or_skip();
 	tap_diag("KVM API %d", vm_host_api_version(host));
-	for (int mode = 0; mode < KVMRUN_MODE_COUNT; mode++)
-		if (mode != KVMRUN_MODE_PAGED)
-			tap_ok(vm_host_mode_unsupported(host, mode) == NULL,
-			       "this host runs %s mode (only legacy paging may be missing)",
-			       kvmrun_mode_names[mode]);
+	/* Paged mode too: auto pages in compatibility mode where legacy is missing. */
+	for (int mode = 0; mode < KVMRUN_MODE_COUNT; mode++) {
+		const char *why = vm_host_mode_unsupported(host, mode);
+
+		tap_ok(why == NULL, "this host runs %s mode%s%s", kvmrun_mode_names[mode],
+		       why != NULL ? ": " : "", why != NULL ? why : "");
+	}
 
 	test_hello("hello-real", KVMRUN_MODE_REAL, 0);
 	test_hello("hello-protected", KVMRUN_MODE_PROTECTED, 0);
-	test_hello("hello-paged", KVMRUN_MODE_PAGED, 0);
 	test_hello("hello-long", KVMRUN_MODE_LONG, 0);
 	test_hello("hello-protected", KVMRUN_MODE_PROTECTED, 3);
-	test_hello("hello-paged", KVMRUN_MODE_PAGED, 3);
 	test_hello("hello-long", KVMRUN_MODE_LONG, 3);
+	test_hello32(KVMRUN_MODE_PROTECTED, 0);
+	test_hello32(KVMRUN_MODE_PROTECTED, 3);
 	test_checksum("checksum-real", KVMRUN_MODE_REAL, 0);
 	test_checksum("checksum-protected", KVMRUN_MODE_PROTECTED, 0);
-	test_checksum("checksum-protected", KVMRUN_MODE_PAGED, 0);
 	test_checksum("checksum-long", KVMRUN_MODE_LONG, 0);
 	test_checksum("checksum-long", KVMRUN_MODE_LONG, 3);
 	test_regs_round_trip("regs-real", KVMRUN_MODE_REAL, 8, 4);
@@ -1202,12 +1289,10 @@ main(void)
 	FAULTS("faults-long", KVMRUN_MODE_LONG, 3, long_ring3);
 	FAULTS("faults-protected", KVMRUN_MODE_PROTECTED, 0, protected_ring0);
 	FAULTS("faults-protected", KVMRUN_MODE_PROTECTED, 3, protected_ring3);
-	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 0, protected_ring0);
-	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 3, protected_ring3);
-	FAULTS("faults-protected", KVMRUN_MODE_PAGED, 3, paged_ring3_reserved);
 	test_pio_32(KVMRUN_MODE_PROTECTED);
-	test_pio_32(KVMRUN_MODE_PAGED);
 	test_pio_long();
+	test_paged_suite();
+	test_paged_choices();
 
 	vm_host_close(host);
 	return tap_done();

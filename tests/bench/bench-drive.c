@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "../../client/conn.h"
+#include "../../client/tls.h"
 #include "bench.h"
 #include "kvmrun-proto.h"
 
@@ -235,8 +236,12 @@ drive_run(const struct drive_config *cfg, struct bench_row *row,
 	if ((rc = drive_make_lines(&d, err)) < 0)
 		goto out_free;
 	for (; opened < cfg->connections; opened++) {
-		rc = conn_open(&d.conns[opened].conn, cfg->socket_path,
-			       DRIVE_CONNECT_TIMEOUT_MS, DRIVE_MAX_LINE, &cerr);
+		if (tls_is_address(cfg->socket_path))
+			rc = tls_open(&d.conns[opened].conn, cfg->socket_path, cfg->tls,
+				      DRIVE_CONNECT_TIMEOUT_MS, DRIVE_MAX_LINE, &cerr);
+		else
+			rc = conn_open(&d.conns[opened].conn, cfg->socket_path,
+				       DRIVE_CONNECT_TIMEOUT_MS, DRIVE_MAX_LINE, &cerr);
 		if (rc < 0) {
 			bench_fail(err, -rc, "%s", cerr.message);
 			goto out_close;

@@ -75,8 +75,10 @@ void bench_row_failure(struct bench_row *row, const char *fmt, ...)
  * so every request meets an idle daemon.  An answer that is an error, or a
  * run that did not end as EXPECT, counts as a failure.
  */
+struct tls_files;
 struct drive_config {
-	const char *socket_path;
+	const char *socket_path;     /* or a tls:// front of the daemon */
+	const struct tls_files *tls; /* for a tls:// address */
 	const struct kvmrun_spec *spec;
 	enum kvmrun_exit_reason expect;
 	size_t runs;

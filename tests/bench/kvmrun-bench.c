@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../client/tls.h"
 #include "bench.h"
 #include "config.h"
 #include "vm.h"
@@ -56,6 +57,8 @@ static const unsigned int bench_engine_threads[] = { 1, 2, 4 };
 
 struct bench_options {
 	const char *socket_path; /* a running daemon; NULL to start one */
+	const char *proxy;	 /* a tls:// front of that daemon, or NULL */
+	struct tls_files tls;	 /* the proxy's CA and this client's certificate */
 	pid_t daemon_pid;
 	char *kvmrund;
 	char *once;
@@ -89,6 +92,8 @@ enum bench_row_id {
 	ROW_DAEMON,
 	ROW_BACK_TO_BACK,
 	ROW_IDLE,
+	ROW_PROXY, /* ROW_DAEMON and ROW_BACK_TO_BACK through --via-proxy */
+	ROW_PROXY_BACK_TO_BACK,
 	ROW_ENGINE, /* one per bench_engine_threads */
 	ROW_PROCESS = ROW_ENGINE + BENCH_ENGINE_COUNT,
 	ROW_PROCESS_PARALLEL,
@@ -105,6 +110,7 @@ struct bench_line {
 	char key[32];
 	char label[64];
 	enum bench_kind kind;
+	bool through_proxy;	  /* DAEMON, by --via-proxy */
 	unsigned int connections; /* DAEMON */
 	unsigned int depth;	  /* DAEMON */
 	uint64_t gap_ns;	  /* DAEMON */
@@ -154,6 +160,12 @@ usage(FILE *out)
 		"  --daemon-arg ARG\n\tpass ARG to the started kvmrund (repeatable)\n"
 		"  --daemon-pid PID\n\tthe daemon behind --socket, when SO_PEERCRED\n"
 		"\tnames another process (socket activation)\n"
+		"  --via-proxy tls://HOST:PORT\n"
+		"\talso measure the daemon rows through this front of\n"
+		"\tthe --socket daemon (HAProxy with TLS;\n"
+		"\ttests/bench/bench-proxy.sh sets one up)\n"
+		"  --ca FILE, --cert FILE, --key FILE\n"
+		"\tthe front's CA, and this client's certificate and key (PEM)\n"
 		"  --kvmrund PATH\n\tthe daemon to start (default: beside this "
 		"program)\n"
 		"  --once PATH\n\tkvmrun-once (default: tests/kvmrun-once beside "
@@ -246,6 +258,10 @@ enum {
 	OPT_SPIN_RING0,
 	OPT_ROUNDS,
 	OPT_JSON,
+	OPT_VIA_PROXY,
+	OPT_CA,
+	OPT_CERT,
+	OPT_KEY,
 };
 
 static const struct option bench_long_options[] = {
@@ -267,6 +283,10 @@ static const struct option bench_long_options[] = {
 	{ "spin-ring0", required_argument, NULL, OPT_SPIN_RING0 },
 	{ "rounds", required_argument, NULL, OPT_ROUNDS },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "via-proxy", required_argument, NULL, OPT_VIA_PROXY },
+	{ "ca", required_argument, NULL, OPT_CA },
+	{ "cert", required_argument, NULL, OPT_CERT },
+	{ "key", required_argument, NULL, OPT_KEY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -294,6 +314,24 @@ bench_option(struct bench_options *opt, int c, const char *name, char *arg)
 		break;
 	case OPT_START_DAEMON:
 		opt->socket_path = NULL;
+		break;
+	case OPT_VIA_PROXY:
+		if (!tls_is_address(arg)) {
+			fprintf(stderr,
+				"kvmrun-bench: --via-proxy %s: not tls://HOST:PORT\n",
+				arg);
+			return -EINVAL;
+		}
+		opt->proxy = arg;
+		break;
+	case OPT_CA:
+		opt->tls.ca = arg;
+		break;
+	case OPT_CERT:
+		opt->tls.cert = arg;
+		break;
+	case OPT_KEY:
+		opt->tls.key = arg;
 		break;
 	case OPT_DAEMON_ARG:
 		if (opt->daemon_arg_count == BENCH_MAX_DAEMON_ARGS) {
@@ -392,6 +430,12 @@ bench_parse_args(int argc, char **argv, struct bench_options *opt)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "kvmrun-bench: unexpected argument %s\n", argv[optind]);
+		return -EINVAL;
+	}
+	/* A daemon started here has a socket no front was set up for. */
+	if (opt->proxy != NULL && opt->socket_path == NULL) {
+		fprintf(stderr, "kvmrun-bench: --via-proxy needs --socket, the daemon "
+				"behind the front\n");
 		return -EINVAL;
 	}
 	if (opt->latency_runs == 0)
@@ -663,6 +707,17 @@ bench_lines_init(struct bench *b, struct bench_error *err)
 	l[ROW_IDLE].gap_ns = opt->gap_us * 1000;
 	bench_label(&l[ROW_IDLE], "daemon_idle", "daemon, 1 conn, %" PRIu64 " us apart",
 		    opt->gap_us);
+	/* Without a front these rows have no runs, and are left out. */
+	l[ROW_PROXY] = l[ROW_DAEMON];
+	l[ROW_PROXY].through_proxy = true;
+	l[ROW_PROXY].runs = opt->proxy != NULL ? opt->runs : 0;
+	bench_label(&l[ROW_PROXY], "proxy_tls", "HAProxy+TLS, %u conn x depth %u",
+		    opt->connections, opt->depth);
+	l[ROW_PROXY_BACK_TO_BACK] = l[ROW_BACK_TO_BACK];
+	l[ROW_PROXY_BACK_TO_BACK].through_proxy = true;
+	l[ROW_PROXY_BACK_TO_BACK].runs = opt->proxy != NULL ? opt->latency_runs : 0;
+	bench_label(&l[ROW_PROXY_BACK_TO_BACK], "proxy_tls_back_to_back",
+		    "HAProxy+TLS, 1 conn, back to back");
 	for (size_t i = 0; i < BENCH_ENGINE_COUNT; i++) {
 		unsigned int threads = bench_engine_threads[i];
 		char key[32];
@@ -696,7 +751,9 @@ bench_drive(struct bench *b, struct bench_line *line, size_t runs,
 	    struct bench_error *err)
 {
 	struct drive_config cfg = {
-		.socket_path = b->daemon.socket_path,
+		.socket_path =
+			line->through_proxy ? b->opt.proxy : b->daemon.socket_path,
+		.tls = &b->opt.tls,
 		.spec = &b->spec,
 		.expect = KVMRUN_EXIT_HLT,
 		.runs = runs,
@@ -756,6 +813,8 @@ bench_rows(struct bench *b, struct bench_error *err)
 			struct bench_line *l = &b->lines[i];
 			size_t runs = l->runs / rounds + (r < l->runs % rounds);
 
+			if (runs == 0)
+				continue;
 			/* Let the kernel finish freeing what the last row left. */
 			bench_sleep_ms(BENCH_ROW_PAUSE_MS);
 			if ((rc = bench_line_run(b, l, runs, err)) < 0)
@@ -968,6 +1027,8 @@ bench_print_table(const struct bench *b, const struct bench_target *t)
 		const struct bench_line *l = &b->lines[i];
 		char cpu[16] = "-";
 
+		if (l->runs == 0)
+			continue;
 		if (bench_cpu_us(l) >= 0)
 			snprintf(cpu, sizeof(cpu), "%.0f", bench_cpu_us(l));
 		printf("%-32s %8.0f %8.0f %8.0f %8.0f %8.0f %10s\n", l->label,
@@ -1039,6 +1100,8 @@ bench_print_json(const struct bench *b, const struct bench_target *t)
 	for (int i = 0; i < ROW_COUNT; i++) {
 		const struct bench_line *l = &b->lines[i];
 
+		if (l->runs == 0)
+			continue;
 		printf("%s\"%s\":{\"runs\":%zu,\"failures\":%zu,\"seconds\":%.6f,"
 		       "\"runs_per_s\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":"
 		       "%.1f,"

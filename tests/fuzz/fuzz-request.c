@@ -46,6 +46,11 @@ check_same_spec(const struct kvmrun_spec *a, const struct kvmrun_spec *b)
 	    memcmp(a->regs, b->regs, sizeof(a->regs)) != 0 ||
 	    memcmp(a->segments, b->segments, sizeof(a->segments)) != 0)
 		fail("round trip changed a scalar field");
+	if (!proto_state_equal(a->state, b->state) || a->returns != b->returns)
+		fail("round trip changed the CPU state or return");
+	if (a->max_instructions != b->max_instructions || a->trace != b->trace ||
+	    a->changes != b->changes)
+		fail("round trip changed max_instructions, trace or changes");
 	check_blob(&a->image, &b->image);
 	if (a->region_count != b->region_count ||
 	    a->log_port_count != b->log_port_count || a->dump_count != b->dump_count)

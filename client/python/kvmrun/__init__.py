@@ -22,8 +22,8 @@ from .aio import AsyncClient
 from .client import DEFAULT_SOCKET, Client, socket_path
 from .errors import (ERRORS, BadRequest, Busy, DaemonError, Disconnected, Forbidden, Internal,
                      KvmrunError, ProtocolError, TooLarge, Unavailable, Unsupported, error_for)
-from .types import (REGISTERS, SEGMENTS, Dump, Exit, IoWrite, Kvm, Ping, Regs, Result,
-                    RunRequest, RunStats, Segment, Sregs, Stats)
+from .types import (REGISTERS, RETURNS, SEGMENTS, Dump, Exit, IoWrite, Kvm, Ping, Regs, Result,
+                    RunRequest, RunStats, Segment, Sregs, Stats, Table, TraceEntry)
 
 __version__ = "0.1.0"
 PROTOCOL = 3
@@ -36,4 +36,5 @@ __all__ = [
     "error_for",
     "RunRequest", "Result", "Exit", "Regs", "Sregs", "Segment", "IoWrite", "Dump",
     "RunStats", "Ping", "Kvm", "Stats", "REGISTERS", "SEGMENTS", "PROTOCOL",
+    "Table", "TraceEntry", "RETURNS",
 ]

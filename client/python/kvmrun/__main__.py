@@ -3,7 +3,7 @@
 
 The exit status is kvmrun-client's: 0 the guest halted, 1 it ended another
 way, 2 a usage error, 3 the daemon refused the request, 4 no daemon, 5 the
-daemon has no usable KVM.
+daemon has no usable KVM, 6 the daemon was busy (retry later).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from . import Client, DaemonError, KvmrunError, Unavailable
+from . import Busy, Client, DaemonError, KvmrunError, Unavailable
 
 
 def _number(text: str) -> int:
@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except Unavailable as e:
         print(f"kvmrun: daemon: {e}", file=sys.stderr)
         return 5
+    except Busy as e:
+        print(f"kvmrun: daemon: {e}", file=sys.stderr)
+        return 6
     except DaemonError as e:
         print(f"kvmrun: daemon: {e}", file=sys.stderr)
         return 3

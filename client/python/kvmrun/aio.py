@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Literal, overload
 
-from .client import socket_path
+from .client import socket_path, tls_address, tls_context
 from .errors import DaemonError, Disconnected, ProtocolError
 from .types import Ping, Result, RunRequest, Stats, decode, encode, is_closing
 
@@ -17,9 +17,10 @@ class _Connection:
     """One connection: requests in flight, written in order by a writer task
     and answered in order by a reader task."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
-        self.sock = sock
+        self.stream_in = reader
+        self.stream_out = writer
         self.pending: deque[tuple[int, asyncio.Future[bytes]]] = deque()
         self.out = bytearray()
         self.wake = asyncio.Event()
@@ -39,26 +40,24 @@ class _Connection:
         return future
 
     async def _write(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 await self.wake.wait()
                 self.wake.clear()
                 while self.out:
-                    data = bytes(self.out)
+                    self.stream_out.write(bytes(self.out))
                     self.out.clear()
-                    await loop.sock_sendall(self.sock, data)
+                    await self.stream_out.drain()
         except OSError:
             pass  # the daemon closed: the reader reads what it said, then sees the end
 
     async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
         why = "kvmrund closed the connection before answering"
         buf = bytearray()
         try:
             while True:
                 try:
-                    data = await loop.sock_recv(self.sock, 1 << 20)
+                    data = await self.stream_in.read(1 << 20)
                 except ConnectionResetError:
                     data = b""
                 if not data:
@@ -78,7 +77,7 @@ class _Connection:
             why = f"kvmrund: {e}"
         finally:
             self.abort(why)
-            self.sock.close()
+            self.stream_out.close()
 
     def abort(self, why: str) -> None:
         """Ends the connection; requests still waiting raise :class:`Disconnected`."""
@@ -90,10 +89,7 @@ class _Connection:
             if not future.done():
                 future.set_exception(Disconnected(why))
         self.writer.cancel()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # the reader sees the end, and closes
-        except OSError:
-            pass
+        self.stream_out.close()  # the reader sees the end
 
 
 _Sent = tuple[_Connection, int, "asyncio.Future[bytes]"]
@@ -109,8 +105,12 @@ class AsyncClient:
             results = await asyncio.gather(*(client.run(image) for image in images))
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 ca: str | None = None, cert: str | None = None,
+                 key: str | None = None) -> None:
         self.path = socket_path(path)
+        self._tls = tls_address(self.path)
+        self._tls_context = tls_context(ca, cert, key) if self._tls else None
         self._conn: _Connection | None = None
         self._connecting = asyncio.Lock()
         self._last_id = 0
@@ -139,15 +139,24 @@ class AsyncClient:
     async def run(self, image: bytes, mode: str = "real", *, ring: int | None = None,
                   memory_size: int | None = None, load_address: int | None = None,
                   regs: Mapping[str, int] | None = None,
-                  segments: Mapping[str, int] | None = None,
+                  segments: Mapping[str, int | Mapping[str, int]] | None = None,
                   timeout_ms: int | None = None,
                   regions: Iterable[tuple[int, bytes]] | None = None,
                   log_ports: Iterable[int] | None = None,
-                  dump: Iterable[tuple[int, int]] | None = None) -> Result:
+                  dump: Iterable[tuple[int, int]] | None = None,
+                  xstate: Mapping[str, int] | None = None,
+                  msrs: Mapping[str, int] | None = None,
+                  cpuid: Iterable[Mapping[str, int]] | None = None,
+                  returns: Iterable[str] | None = None,
+                  max_instructions: int | None = None, trace: bool | None = None,
+                  changes: bool | None = None) -> Result:
         """Runs the guest ``image`` in a fresh VM; as :meth:`kvmrun.Client.run`."""
         return await self.submit(RunRequest(image, mode, ring, memory_size, load_address,
                                             regs, segments, timeout_ms, regions, log_ports,
-                                            dump))
+                                            dump, xstate=xstate, msrs=msrs, cpuid=cpuid,
+                                            returns=returns,
+                                            max_instructions=max_instructions,
+                                            trace=trace, changes=changes))
 
     async def submit(self, request: RunRequest) -> Result:
         """Carries out one :class:`RunRequest`, as :meth:`run` does."""
@@ -199,19 +208,26 @@ class AsyncClient:
         async with self._connecting:
             conn = self._conn
             if conn is None or conn.closed:
-                loop = asyncio.get_running_loop()
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.setblocking(False)
                 try:
-                    await loop.sock_connect(sock, self.path)
+                    conn = self._conn = _Connection(*await self._open())
                 except OSError as e:
-                    sock.close()
                     raise Disconnected(f"cannot connect to kvmrund at {self.path}: "
                                        f"{e.strerror or e}") from e
-                conn = self._conn = _Connection(sock)
         self._last_id += 1
         obj["id"] = self._last_id
         return conn, self._last_id, conn.send(self._last_id, encode(obj))
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Streams on the daemon's socket, or on a front's TLS connection."""
+        if self._tls is None or self._tls_context is None:
+            return await asyncio.open_unix_connection(self.path, limit=1 << 20)
+        reader, writer = await asyncio.open_connection(
+            *self._tls, ssl=self._tls_context, server_hostname=self._tls[0], limit=1 << 20)
+        # One request, one small segment: Nagle would hold pipelined lines back.
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, writer
 
     @staticmethod
     async def _answer(sent: _Sent) -> dict[str, Any]:

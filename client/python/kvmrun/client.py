@@ -6,6 +6,7 @@ import errno
 import os
 import select
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeVar, overload
@@ -30,12 +31,50 @@ def socket_path(path: str | os.PathLike[str] | None = None) -> str:
     return os.environ.get("KVMRUN_SOCKET") or DEFAULT_SOCKET
 
 
+TLS_PREFIX = "tls://"
+"""The start of an address ``tls://HOST:PORT``: a front (HAProxy) terminating
+mutual TLS in front of kvmrund's socket, rather than the socket itself."""
+
+
+def tls_address(path: str) -> tuple[str, int] | None:
+    """``(HOST, PORT)`` of a ``tls://HOST:PORT`` address (HOST maybe
+    ``[IPv6]``), or ``None`` for a socket path."""
+    if not path.startswith(TLS_PREFIX):
+        return None
+    host, sep, port = path[len(TLS_PREFIX):].rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{path}: not an address tls://HOST:PORT")
+    return host, int(port)
+
+
+def tls_context(ca: str | None = None, cert: str | None = None,
+                key: str | None = None) -> ssl.SSLContext:
+    """The TLS settings of a ``tls://`` connection: the server's certificate
+    must chain to ``ca`` (default ``$KVMRUN_CA``, else the system's CAs) and
+    name the host; ``cert`` and ``key`` (default ``$KVMRUN_CERT`` and
+    ``$KVMRUN_KEY``, PEM files) are the client's certificate for the front."""
+    ca = ca or os.environ.get("KVMRUN_CA") or None
+    cert = cert or os.environ.get("KVMRUN_CERT") or None
+    key = key or os.environ.get("KVMRUN_KEY") or None
+    if (cert is None) != (key is None):
+        raise ValueError("a client certificate needs its key and a key its "
+                         "certificate: give both or neither")
+    context = ssl.create_default_context(cafile=ca)
+    if cert is not None:
+        context.load_cert_chain(cert, key)
+    return context
+
+
 class Client:
     """A connection to kvmrund, made on first use and made again after the
     daemon closed it.
 
     ``path`` is the daemon's socket (default ``$KVMRUN_SOCKET`` or
-    ``/run/kvmrun/kvmrun.sock``); ``timeout``, in seconds, bounds each wait
+    ``/run/kvmrun/kvmrun.sock``), or ``tls://HOST:PORT`` for a front
+    terminating TLS, with ``ca``, ``cert`` and ``key`` as :func:`tls_context`
+    takes them; ``timeout``, in seconds, bounds each wait
     for the daemon (``None``: wait as long as it takes).  Not for use by
     several threads at once; use one client per thread, or
     :class:`kvmrun.AsyncClient`.  Use it as a context manager, or call
@@ -47,9 +86,12 @@ class Client:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, *, ca: str | None = None,
+                 cert: str | None = None, key: str | None = None) -> None:
         self.path = socket_path(path)
         self.timeout = timeout
+        self._tls = tls_address(self.path)
+        self._tls_context = tls_context(ca, cert, key) if self._tls else None
         self._sock: socket.socket | None = None
         self._poll = select.poll()
         self._inbuf = bytearray()
@@ -81,10 +123,15 @@ class Client:
 
     def run(self, image: bytes, mode: str = "real", *, ring: int | None = None,
             memory_size: int | None = None, load_address: int | None = None,
-            regs: Mapping[str, int] | None = None, segments: Mapping[str, int] | None = None,
+            regs: Mapping[str, int] | None = None,
+            segments: Mapping[str, int | Mapping[str, int]] | None = None,
             timeout_ms: int | None = None, regions: Iterable[tuple[int, bytes]] | None = None,
             log_ports: Iterable[int] | None = None,
-            dump: Iterable[tuple[int, int]] | None = None) -> Result:
+            dump: Iterable[tuple[int, int]] | None = None,
+            xstate: Mapping[str, int] | None = None, msrs: Mapping[str, int] | None = None,
+            cpuid: Iterable[Mapping[str, int]] | None = None,
+            returns: Iterable[str] | None = None, max_instructions: int | None = None,
+            trace: bool | None = None, changes: bool | None = None) -> Result:
         """Runs the guest ``image`` in a fresh VM and returns how it ended.
 
         The arguments are those of :class:`RunRequest`, the fields of
@@ -92,7 +139,10 @@ class Client:
         :class:`DaemonError` subclass of its code; a guest that faults or
         times out is a result, with ``exit.reason`` saying so."""
         return self.submit(RunRequest(image, mode, ring, memory_size, load_address, regs,
-                                      segments, timeout_ms, regions, log_ports, dump))
+                                      segments, timeout_ms, regions, log_ports, dump,
+                                      xstate=xstate, msrs=msrs, cpuid=cpuid, returns=returns,
+                                      max_instructions=max_instructions, trace=trace,
+                                      changes=changes))
 
     def submit(self, request: RunRequest) -> Result:
         """Carries out one :class:`RunRequest`, as :meth:`run` does."""
@@ -184,18 +234,35 @@ class Client:
             if not self._poll.poll(0):
                 return self._sock
             self.close()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.path)
+            sock = self._open_socket()
         except OSError as e:
-            sock.close()
             raise Disconnected(f"cannot connect to kvmrund at {self.path}: "
                                f"{e.strerror or e}") from e
         sock.setblocking(False)
         self._sock = sock
         self._poll.register(sock, select.POLLIN)
         return sock
+
+    def _open_socket(self) -> socket.socket:
+        """The daemon's socket, or a front's TLS connection, connected."""
+        if self._tls is None or self._tls_context is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        tcp = socket.create_connection(self._tls, self.timeout)
+        try:
+            # One request, one small segment: Nagle would hold pipelined lines back.
+            tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return self._tls_context.wrap_socket(tcp, server_hostname=self._tls[0])
+        except OSError:
+            tcp.close()
+            raise
 
     def _read_line(self, sock: socket.socket, out: bytearray) -> bytes:
         """The next answer line, sending what ``out`` holds meanwhile."""
@@ -212,8 +279,10 @@ class Client:
                 raise Disconnected(f"no answer from kvmrund within {self.timeout} s")
             if out:
                 try:
-                    del out[:sock.send(out, socket.MSG_NOSIGNAL)]
-                except BlockingIOError:
+                    # TLS takes no flags; Python ignores SIGPIPE anyway.
+                    flags = 0 if self._tls else socket.MSG_NOSIGNAL
+                    del out[:sock.send(out, flags)]
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     pass
                 except OSError as e:
                     # The daemon closed; it may have said why: read on.
@@ -222,8 +291,9 @@ class Client:
                         raise Disconnected(f"kvmrund: {e.strerror or e}") from e
                     out.clear()
             try:
+                # A TLS record is read whole, so poll() misses no bytes held decrypted.
                 data = sock.recv(1 << 20)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 continue
             except OSError as e:
                 data = b""

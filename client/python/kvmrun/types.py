@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,16 @@ REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9",
 SEGMENTS = ("cs", "ds", "es", "ss", "fs", "gs", "tr", "ldt")
 """The segment registers of ``sregs``."""
 
+RETURNS = ("xstate", "msrs", "descriptors", "cpuid")
+"""What a request's ``returns`` may ask for (the protocol's ``return``)."""
+
+_WIDE = ("xmm", "ymm", "zmm", "st")
+"""The xstate registers the protocol writes as ``"0x..."`` strings."""
+
+
+def _is_wide(name: str) -> bool:
+    return name.startswith(_WIDE) and name[-1:].isdigit()
+
 
 # --- requests -----------------------------------------------------------------
 
@@ -35,7 +46,22 @@ class RunRequest:
     Fields left ``None`` are not sent, so the daemon's defaults apply (see
     PROTOCOL.md).  ``regions`` are ``(address, data)`` pairs, ``dump`` are
     ``(address, length)`` pairs; addresses and register values are integers
-    up to 2**64 - 1.  ``segments`` is for real mode only.
+    up to 2**64 - 1.  ``segments`` is for real mode only; a segment may be a
+    selector or a descriptor cache ``{"selector", "base", "limit",
+    "attributes"}``.
+
+    The CPU state (PROTOCOL.md, "CPU state"): ``xstate`` maps register names
+    (``xmm0``, ``ymm1``, ``zmm31``, ``k0``, ``st0`` in stack order, ``mxcsr``,
+    ``fcw``, ...) to integers, sent as the protocol's ``"0x..."`` strings where
+    it wants them; ``msrs`` maps MSR names (``lstar``, ``fs_base``, ...) to
+    integers; ``cpuid`` entries are mappings of ``function``, ``index``
+    (optional, 0), ``eax``, ``ebx``, ``ecx``, ``edx``; ``returns`` names the
+    parts of :data:`RETURNS` the result should carry.
+
+    Stepping (PROTOCOL.md, "Stepping, trace and changes"): ``max_instructions``
+    stops the guest after that many instructions (exit ``step_limit``);
+    ``trace`` (with it) returns where each instruction began, ``changes`` the
+    memory whose bytes the run changed.
     """
 
     image: bytes
@@ -44,11 +70,18 @@ class RunRequest:
     memory_size: int | None = None
     load_address: int | None = None
     regs: Mapping[str, int] | None = None
-    segments: Mapping[str, int] | None = None
+    segments: Mapping[str, int | Mapping[str, int]] | None = None
     timeout_ms: int | None = None
     regions: Iterable[tuple[int, bytes]] | None = None
     log_ports: Iterable[int] | None = None
     dump: Iterable[tuple[int, int]] | None = None
+    xstate: Mapping[str, int] | None = None
+    msrs: Mapping[str, int] | None = None
+    cpuid: Iterable[Mapping[str, int]] | None = None
+    returns: Iterable[str] | None = None
+    max_instructions: int | None = None
+    trace: bool | None = None
+    changes: bool | None = None
 
     def to_json(self, id: Any = None) -> dict[str, Any]:
         """The request as the JSON object the protocol sends."""
@@ -63,7 +96,8 @@ class RunRequest:
         if self.regs is not None:
             obj["regs"] = dict(self.regs)
         if self.segments is not None:
-            obj["segments"] = dict(self.segments)
+            obj["segments"] = {k: v if isinstance(v, int) else dict(v)
+                               for k, v in self.segments.items()}
         if self.timeout_ms is not None:
             obj["timeout_ms"] = self.timeout_ms
         if self.regions is not None:
@@ -72,6 +106,21 @@ class RunRequest:
             obj["log_ports"] = list(self.log_ports)
         if self.dump is not None:
             obj["dump"] = [{"address": a, "length": n} for a, n in self.dump]
+        if self.xstate is not None:
+            obj["xstate"] = {k: f"{v:#x}" if _is_wide(k) else v
+                             for k, v in self.xstate.items()}
+        if self.msrs is not None:
+            obj["msrs"] = dict(self.msrs)
+        if self.cpuid is not None:
+            obj["cpuid"] = [dict(e) for e in self.cpuid]
+        if self.returns is not None:
+            obj["return"] = list(self.returns)
+        if self.max_instructions is not None:
+            obj["max_instructions"] = self.max_instructions
+        if self.trace is not None:
+            obj["trace"] = self.trace
+        if self.changes is not None:
+            obj["changes"] = self.changes
         return obj
 
 
@@ -203,10 +252,21 @@ class Regs:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """A segment register: its selector and base."""
+    """A segment register: its selector and base, and with ``returns``
+    ``"descriptors"`` its cache's byte limit and access-rights word."""
 
     selector: int
     base: int
+    limit: int | None = None
+    attributes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The GDT or IDT register: base and limit."""
+
+    base: int
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +286,16 @@ class Sregs:
     gs: Segment
     tr: Segment
     ldt: Segment
+    gdt: Table | None = None
+    """With ``returns`` ``"descriptors"``, as ``idt``."""
+    idt: Table | None = None
 
     @classmethod
     def from_json(cls, obj: Any) -> Sregs:
         """The registers from the answer's ``sregs`` object."""
         obj = _object(obj, "sregs")
+        if "gdt" in obj:
+            return cls._with_descriptors(obj)
         try:
             control = [obj["cr0"], obj["cr2"], obj["cr3"], obj["cr4"], obj["efer"]]
             segments = [Segment(obj[name]["selector"], obj[name]["base"]) for name in SEGMENTS]
@@ -246,6 +311,21 @@ class Sregs:
             seg = _object(obj.get(name), f"sregs.{name}")
             kw[name] = Segment(_int(seg, "selector", f"sregs.{name}"),
                                _int(seg, "base", f"sregs.{name}"))
+        return cls(**kw)
+
+    @classmethod
+    def _with_descriptors(cls, obj: dict[str, Any]) -> Sregs:
+        kw: dict[str, Any] = {name: _int(obj, name, "sregs")
+                              for name in ("cr0", "cr2", "cr3", "cr4", "efer")}
+        for name in SEGMENTS:
+            ctx = f"sregs.{name}"
+            seg = _object(obj.get(name), ctx)
+            kw[name] = Segment(*(_int(seg, k, ctx)
+                                 for k in ("selector", "base", "limit", "attributes")))
+        for name in ("gdt", "idt"):
+            table = _object(obj.get(name), f"sregs.{name}")
+            kw[name] = Table(_int(table, "base", f"sregs.{name}"),
+                             _int(table, "limit", f"sregs.{name}"))
         return cls(**kw)
 
 
@@ -274,6 +354,14 @@ class RunStats:
     run_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """Where one instruction of a traced run began."""
+
+    rip: int
+    cs: int
+
+
 @dataclass(frozen=True)
 class Result:
     """The answer to a ``run`` the daemon carried out.
@@ -295,6 +383,23 @@ class Result:
     stats: RunStats
     console_truncated: bool = False
     io_log_truncated: bool = False
+    paging: str | None = None
+    """Paged runs only: ``"legacy"`` (32-bit paging) or ``"compat"``
+    (compatibility mode under long-mode paging; PROTOCOL.md says what
+    differs); ``None`` for the other modes."""
+    xstate: Mapping[str, int] | None = None
+    """With ``returns`` ``"xstate"``: each register as an integer (the vector
+    and x87 registers too), and ``xcr0``."""
+    msrs: Mapping[str, int] | None = None
+    """With ``returns`` ``"msrs"``: the allow-listed MSRs after the run."""
+    cpuid: tuple[Mapping[str, int], ...] | None = None
+    """With ``returns`` ``"cpuid"``: the vCPU's CPUID table."""
+    trace: tuple[TraceEntry, ...] | None = None
+    """With ``trace``: where each instruction began, in order."""
+    trace_truncated: bool = False
+    changes: tuple[Dump, ...] | None = None
+    """With ``changes``: the runs of guest memory the run changed, by address."""
+    changes_truncated: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The whole answer, for fields newer than this package."""
 
@@ -339,8 +444,44 @@ class Result:
             stats=RunStats(_int(stats, "exits", "stats"), _int(stats, "run_ns", "stats")),
             console_truncated=obj.get("console_truncated") is True,
             io_log_truncated=obj.get("io_log_truncated") is True,
+            paging=_str(obj, "paging", "") if "paging" in obj else None,
+            xstate=_xstate(obj["xstate"]) if "xstate" in obj else None,
+            msrs=_ints(obj["msrs"], "msrs") if "msrs" in obj else None,
+            cpuid=(tuple(_ints(e, "cpuid") for e in _objects(obj["cpuid"], "cpuid"))
+                   if "cpuid" in obj else None),
+            trace=(tuple(TraceEntry(_int(e, "rip", "trace"), _int(e, "cs", "trace"))
+                         for e in _objects(obj["trace"], "trace"))
+                   if "trace" in obj else None),
+            trace_truncated=obj.get("trace_truncated") is True,
+            changes=(tuple(Dump(_int(d, "address", "changes"),
+                                _unb64(_str(d, "data", "changes"), "changes.data"))
+                           for d in _objects(obj["changes"], "changes"))
+                     if "changes" in obj else None),
+            changes_truncated=obj.get("changes_truncated") is True,
             raw=obj,
         )
+
+
+def _ints(value: Any, ctx: str) -> dict[str, int]:
+    obj = _object(value, ctx)
+    return {k: _int(obj, k, ctx) for k in obj}
+
+
+def _xstate(value: Any) -> dict[str, int]:
+    """An answer's xstate, its ``"0x..."`` registers as integers."""
+    obj = _object(value, "xstate")
+    out: dict[str, int] = {}
+    for k, v in obj.items():
+        if _is_wide(k):
+            text = _str(obj, k, "xstate")
+            digits = text[2:] if text.startswith("0x") else ""
+            if not digits or any(c not in string.hexdigits for c in digits):
+                raise ProtocolError(f"xstate.{k}: expected \"0x\" and hex digits, "
+                                    f"got {text!r}")
+            out[k] = int(digits, 16)
+        else:
+            out[k] = _int(obj, k, "xstate")
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +493,9 @@ class Kvm:
     api_version: int | None = None
     modes: tuple[str, ...] = ()
     reason: str | None = None
+    paged: str | None = None
+    """How ``paged`` mode runs when it is in ``modes``: ``"legacy"`` or
+    ``"compat"``."""
 
 
 @dataclass(frozen=True)
@@ -376,6 +520,7 @@ class Ping:
                 api_version=_int(kvm, "api_version", "kvm") if "api_version" in kvm else None,
                 modes=tuple(_str({"m": m}, "m", "kvm.modes") for m in kvm.get("modes", [])),
                 reason=_str(kvm, "reason", "kvm") if "reason" in kvm else None,
+                paged=_str(kvm, "paged", "kvm") if "paged" in kvm else None,
             ),
             raw=obj,
         )
@@ -499,6 +644,6 @@ def _unb64(text: str, ctx: str) -> bytes:
         raise ProtocolError(f"{ctx}: not base64: {e}") from None
 
 
-__all__ = ["RunRequest", "Result", "Exit", "Regs", "Sregs", "Segment", "IoWrite", "Dump",
-           "RunStats", "Ping", "Kvm", "Stats", "REGISTERS", "SEGMENTS", "encode", "decode",
-           "is_closing"]
+__all__ = ["RunRequest", "Result", "Exit", "Regs", "Sregs", "Segment", "Table", "IoWrite",
+           "Dump", "RunStats", "Ping", "Kvm", "Stats", "REGISTERS", "SEGMENTS", "RETURNS",
+           "encode", "decode", "is_closing"]

@@ -198,6 +198,86 @@ class TestFake(unittest.TestCase):
         self.assertFalse(r.console_truncated or r.io_log_truncated)
         self.assertEqual(r.raw["future_field"], [1, {"a": None}])
 
+    def test_state(self) -> None:
+        """the CPU state goes out as the protocol writes it and comes back typed"""
+        seen: list[dict[str, Any]] = []
+        sregs = {**RESULT["sregs"],
+                 **{s: {"selector": 8, "base": 0, "limit": 0xffff, "attributes": 0x93}
+                    for s in kvmrun.SEGMENTS},
+                 "gdt": {"base": 0x1000, "limit": 0x17}, "idt": {"base": 0, "limit": 0x3ff}}
+
+        def answer(req: dict[str, Any]) -> Any:
+            seen.append(req)
+            if "return" not in req:
+                return run_answer(req["id"])
+            return run_answer(req["id"], sregs=sregs,
+                              xstate={"xmm0": "0x" + "f" * 32, "st7": "0x3fff8000000000000000",
+                                      "mxcsr": 0x1f80, "xcr0": 7},
+                              msrs={"lstar": 2**64 - 1},
+                              cpuid=[{"function": 0, "index": 0, "eax": 0xd, "ebx": 1,
+                                      "ecx": 2, "edx": 3}])
+        with FakeDaemon(lambda c: c.answer_all(answer)) as fake:
+            with kvmrun.Client(fake.path) as client:
+                r = client.run(b"\xf4", segments={"ds": {"selector": 16, "base": 1 << 20,
+                                                         "limit": 2**32 - 1,
+                                                         "attributes": 0x8093}},
+                               xstate={"xmm3": 1, "ymm4": 2**255, "st0": 0x3fff << 64,
+                                       "mxcsr": 0x1f80, "k1": 5},
+                               msrs={"lstar": 0xffffffff81000000},
+                               cpuid=[{"function": 7, "eax": 0, "ebx": 0, "ecx": 0, "edx": 0}],
+                               returns=["xstate", "msrs", "descriptors", "cpuid"])
+                plain = client.run(b"\xf4")
+        req = seen[0]
+        self.assertEqual(req["xstate"], {"xmm3": "0x1", "ymm4": "0x8" + "0" * 63,
+                                         "st0": "0x3fff0000000000000000",
+                                         "mxcsr": 0x1f80, "k1": 5})
+        self.assertEqual(req["msrs"], {"lstar": 0xffffffff81000000})
+        self.assertEqual(req["cpuid"], [{"function": 7, "eax": 0, "ebx": 0, "ecx": 0,
+                                         "edx": 0}])
+        self.assertEqual(req["return"], ["xstate", "msrs", "descriptors", "cpuid"])
+        self.assertEqual(req["segments"]["ds"]["attributes"], 0x8093)
+        self.assertFalse({"xstate", "msrs", "cpuid", "return"} & seen[1].keys(),
+                         "a plain run sends none of them")
+        assert r.xstate is not None
+        self.assertEqual(r.xstate, {"xmm0": 2**128 - 1, "st7": 0x3fff8000000000000000,
+                                    "mxcsr": 0x1f80, "xcr0": 7})
+        self.assertEqual(r.msrs, {"lstar": 2**64 - 1})
+        self.assertEqual(r.cpuid, ({"function": 0, "index": 0, "eax": 0xd, "ebx": 1,
+                                    "ecx": 2, "edx": 3},))
+        self.assertEqual(r.sregs.ds, kvmrun.Segment(8, 0, 0xffff, 0x93))
+        self.assertEqual((r.sregs.gdt, r.sregs.idt),
+                         (kvmrun.Table(0x1000, 0x17), kvmrun.Table(0, 0x3ff)))
+        self.assertEqual((plain.xstate, plain.msrs, plain.cpuid, plain.sregs.gdt),
+                         (None, None, None, None))
+        self.assertEqual(plain.sregs.ds, kvmrun.Segment(0, 0))
+
+    def test_stepping(self) -> None:
+        """max_instructions, trace and changes go out; step_limit, trace and changes come back"""
+        seen: list[dict[str, Any]] = []
+
+        def answer(req: dict[str, Any]) -> Any:
+            seen.append(req)
+            if "max_instructions" not in req:
+                return run_answer(req["id"])
+            return run_answer(req["id"], exit={"reason": "step_limit"},
+                              trace=[{"rip": 0, "cs": 51}, {"rip": 3, "cs": 51}],
+                              trace_truncated=True,
+                              changes=[{"address": 0x1ffff8, "data": "AwAAAAAAAAA="}])
+        with FakeDaemon(lambda c: c.answer_all(answer)) as fake:
+            with kvmrun.Client(fake.path) as client:
+                r = client.run(b"\xf4", "long", max_instructions=2, trace=True, changes=True)
+                plain = client.run(b"\xf4")
+        self.assertEqual((seen[0]["max_instructions"], seen[0]["trace"], seen[0]["changes"]),
+                         (2, True, True))
+        self.assertFalse({"max_instructions", "trace", "changes"} & seen[1].keys(),
+                         "a plain run sends none of them")
+        self.assertEqual(r.exit.reason, "step_limit")
+        self.assertEqual(r.trace, (kvmrun.TraceEntry(0, 51), kvmrun.TraceEntry(3, 51)))
+        self.assertTrue(r.trace_truncated)
+        self.assertEqual(r.changes, (kvmrun.Dump(0x1ffff8, b"\x03" + bytes(7)),))
+        self.assertFalse(r.changes_truncated)
+        self.assertEqual((plain.trace, plain.changes), (None, None))
+
     def test_exit_details(self) -> None:
         """each exit reason's details are typed, an unknown reason kept as its string"""
         exits = [
@@ -262,6 +342,22 @@ class TestFake(unittest.TestCase):
         self.assertEqual((s.errors, s.runs_in_flight, s.runs_queued, s.connections_open,
                           s.connections_total, s.uptime_ms, s.workers, s.memory_in_use),
                          ({"busy": 2}, 1, 2, 3, 4, 5, 6, 7))
+
+    def test_paging(self) -> None:
+        """a paged run's "paging" and ping's "kvm.paged" are read; absent, None"""
+        def answer(req: dict[str, Any]) -> Any:
+            if req["op"] == "ping":
+                obj = ping_answer(req)
+                obj["kvm"].update(modes=["real", "paged"], paged="compat")
+                return obj
+            if req.get("mode") == "paged":
+                return run_answer(req["id"], paging="compat")
+            return run_answer(req["id"])
+        with FakeDaemon(lambda c: c.answer_all(answer)) as fake:
+            with kvmrun.Client(fake.path) as client:
+                paged, real, p = client.run(b"\xf4", mode="paged"), client.run(b"\xf4"), client.ping()
+        self.assertEqual((paged.paging, real.paging), ("compat", None))
+        self.assertEqual((p.kvm.modes, p.kvm.paged), (("real", "paged"), "compat"))
 
     def test_error_classes(self) -> None:
         """each error code answered raises its class; an unknown code a DaemonError keeping it"""
@@ -504,6 +600,11 @@ class TestDaemon(unittest.TestCase):
             ({"image": image, "segments": {"cs": 65536}}, "segments.cs"),
             ({"image": image, "dump": [(0x400, 0)]}, "dump[0].length"),
             ({"image": image, "timeout_ms": 0}, "timeout_ms"),
+            ({"image": image, "xstate": {"xmm3": 1, "ymm3": 2}},
+             "xstate.ymm3: xmm3 is given too"),
+            ({"image": image, "xstate": {"xmm0": 2**128}}, "xstate.xmm0"),
+            ({"image": image, "msrs": {"ia32_foo": 1}}, 'unknown MSR "ia32_foo"'),
+            ({"image": image, "returns": ["fpu"]}, 'return[0]: unknown part "fpu"'),
         ]
         with self.client() as c:
             for kw, text in cases:
