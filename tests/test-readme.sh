@@ -10,7 +10,7 @@ mkdir "$test_dir/top"
 ln -s "$TOP_BUILDDIR" "$test_dir/top/build"
 # The block between the heading and the first closing fence after it.
 sed -n '/^## Running a guest/,/^## /p' "$TOP_SRCDIR/README.md" |
-	sed -n '/^```sh$/,/^```$/p' | sed '1d;$d' >"$test_dir/block.sh"
+	awk '/^```sh$/ { inside = 1; next } inside && /^```$/ { exit } inside' >"$test_dir/block.sh"
 count=$(grep -c '^kvmrun-client\|| kvmrun-client' "$test_dir/block.sh")
 is "$([ "$count" -ge 7 ] && echo many)" many "the README's example block has its $count client lines"
 
