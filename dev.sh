@@ -204,7 +204,7 @@ check() {
 	configure_in "$build_tsan" --enable-sanitizers=thread
 	rc=0
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-		make -C "$build_tsan" -j"$jobs" check TESTS='$(DAEMON_TESTS)' || rc=$?
+		make -C "$build_tsan" -j"$jobs" check TESTS='$(TSAN_TESTS)' || rc=$?
 	single tsan $rc "$build_tsan/test-suite.log"
 	[ $rc -eq 0 ] || { status=1; cat "$build_tsan/test-suite.log" || true; }
 
