@@ -13,6 +13,31 @@ from .client import socket_path, tls_address, tls_context
 from .errors import DaemonError, Disconnected, ProtocolError
 from .types import Ping, Result, RunRequest, Stats, decode, encode, is_closing
 
+class _AnswersFirst(asyncio.StreamReaderProtocol):
+    """Streams whose reader gets what the daemon said before it hung up.
+
+    A daemon may answer and close at once (forbidden, busy, a line too
+    long); a request written after that fails with EPIPE or ECONNRESET, and
+    asyncio then drops the connection with that error, unread answer and
+    all.  Here the answer still in SOCK (the Unix socket; None over TLS,
+    whose records only the transport can read) is read first, then the end
+    is an end of file."""
+
+    def __init__(self, reader: asyncio.StreamReader, sock: socket.socket | None) -> None:
+        super().__init__(reader)
+        self._sock = sock
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            exc = None
+            try:
+                while self._sock is not None and (data := self._sock.recv(1 << 16)):
+                    self.data_received(data)
+            except OSError:
+                pass  # nothing more to read: the end, as said
+        super().connection_lost(exc)
+
+
 class _Connection:
     """One connection: requests in flight, written in order by a writer task
     and answered in order by a reader task."""
@@ -219,15 +244,28 @@ class AsyncClient:
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Streams on the daemon's socket, or on a front's TLS connection."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 20)
         if self._tls is None or self._tls_context is None:
-            return await asyncio.open_unix_connection(self.path, limit=1 << 20)
-        reader, writer = await asyncio.open_connection(
-            *self._tls, ssl=self._tls_context, server_hostname=self._tls[0], limit=1 << 20)
-        # One request, one small segment: Nagle would hold pipelined lines back.
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return reader, writer
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, self.path)
+            except BaseException:
+                sock.close()
+                raise
+            protocol = _AnswersFirst(reader, sock)
+            transport, _ = await loop.create_unix_connection(lambda: protocol, sock=sock)
+        else:
+            protocol = _AnswersFirst(reader, None)
+            transport, _ = await loop.create_connection(
+                lambda: protocol, *self._tls, ssl=self._tls_context,
+                server_hostname=self._tls[0])
+            # One request, one small segment: Nagle would hold pipelined lines back.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     @staticmethod
     async def _answer(sent: _Sent) -> dict[str, Any]:
