@@ -56,8 +56,8 @@ struct scan {
  * bytes, ending before a character rather than inside one, so that the
  * message stays UTF-8.
  */
-static int
-quote_length(const char *text, size_t length, size_t max)
+int
+jutil_quote_length(const char *text, size_t length, size_t max)
 {
 	size_t end = length < max ? length : max;
 	size_t lead = end;
@@ -88,7 +88,7 @@ scan_path(const struct scan *s, char *buf, size_t size)
 		else if (l->key != NULL)
 			n = snprintf(buf + used, size - used, "%s%.*s",
 				     used > 0 ? "." : "",
-				     quote_length(l->key, l->key_length, 32), l->key);
+				     jutil_quote_length(l->key, l->key_length, 32), l->key);
 		else
 			break;
 		if (n < 0)
@@ -96,7 +96,7 @@ scan_path(const struct scan *s, char *buf, size_t size)
 		used += (size_t)n;
 	}
 	/* A path too long for BUF may end in part of a character. */
-	buf[quote_length(buf, strlen(buf), size)] = '\0';
+	buf[jutil_quote_length(buf, strlen(buf), size)] = '\0';
 }
 
 __attribute__((format(printf, 4, 0))) static void
@@ -821,7 +821,7 @@ parse_hex(struct json_object *val, const char *path, uint64_t *out,
 bad:
 	return jutil_fail(err, KVMRUN_ERR_BAD_REQUEST, path,
 			  "\"%.*s\" is not \"0x\" and 1 to 16 hex digits",
-			  quote_length(text, length, 40), text);
+			  jutil_quote_length(text, length, 40), text);
 }
 
 int
@@ -928,7 +928,7 @@ jutil_unknown(struct kvmrun_error *err, const char *path, const char *what,
 	}
 	return jutil_fail(err, KVMRUN_ERR_BAD_REQUEST, path,
 			  "unknown %s \"%.*s\" (one of %s)", what,
-			  quote_length(text, length, 40), text, choices);
+			  jutil_quote_length(text, length, 40), text, choices);
 }
 
 int

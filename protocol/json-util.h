@@ -73,6 +73,11 @@ int jutil_array(struct json_object *val, const char *path, size_t *count,
 int jutil_enum(struct json_object *val, const char *path, const char *what,
 	       const char *const *names, int count, int *out, struct kvmrun_error *err);
 /* bad_request: "PATH: unknown WHAT "TEXT" (one of NAMES...)"; returns -1. */
+/*
+ * How much of TEXT (LENGTH bytes of UTF-8) a message quotes: at most MAX
+ * bytes, ending before a character rather than inside one.
+ */
+int jutil_quote_length(const char *text, size_t length, size_t max);
 int jutil_unknown(struct kvmrun_error *err, const char *path, const char *what,
 		  const char *text, size_t length, const char *const *names, int count);
 /* A base64 string, checked but not decoded; *DECODED is its decoded size. */

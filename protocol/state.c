@@ -260,10 +260,10 @@ get_xstate(struct json_object *val, enum reading reading,
 			return -1;
 		if (r == 0 && reading == REQUEST)
 			return jutil_fail(err, KVMRUN_ERR_BAD_REQUEST, "xstate",
-					  "unknown register \"%.40s\" (xmm0..xmm15, "
+					  "unknown register \"%.*s\" (xmm0..xmm15, "
 					  "ymm0..ymm15, zmm0..zmm31, k0..k7, st0..st7, "
 					  "mxcsr, fcw, fsw, ftw, fop, fip, fdp)",
-					  key);
+					  jutil_quote_length(key, strlen(key), 40), key);
 	}
 	return 0;
 }
