@@ -18,6 +18,7 @@
 #endif
 
 #include "code.h"
+#include "output.h"
 #include "vector-place.h"
 #include "vector-run.h"
 #include "vectors.h"
@@ -221,18 +222,18 @@ capture_add(struct capture *c, const char *text, const char *where)
 	char why[160];
 
 	if (c->encoding_count == CAPTURE_ENCODINGS_MAX) {
-		vector_error("%s: more than %u encodings", where, CAPTURE_ENCODINGS_MAX);
+		client_error("%s: more than %u encodings", where, CAPTURE_ENCODINGS_MAX);
 		return -1;
 	}
 	if (capture_parse_hex(text, &enc, why, sizeof(why)) < 0 ||
 	    place_decode(enc.bytes, enc.length, c->mode, &enc.insn, why, sizeof(why)) < 0) {
-		vector_error("%s \"%s\": %s", where, text, why);
+		client_error("%s \"%s\": %s", where, text, why);
 		return -1;
 	}
 	capture_name(c, &enc);
 	encs = reallocarray(c->encodings, c->encoding_count + 1, sizeof(*encs));
 	if (encs == NULL) {
-		vector_error("out of memory");
+		client_error("out of memory");
 		return -1;
 	}
 	c->encodings = encs;
@@ -252,14 +253,14 @@ capture_read_file(struct capture *c)
 	int r = -1;
 
 	if (in == NULL) {
-		vector_error("%s: %s", c->file, strerror(errno));
+		client_error("%s: %s", c->file, strerror(errno));
 		return -1;
 	}
 	while (fgets(line, sizeof(line), in) != NULL) {
 		number++;
 		length = strcspn(line, "#\r\n");
 		if (line[length] == '\0' && !feof(in)) {
-			vector_error("%s:%lu: longer than %u characters", name, number,
+			client_error("%s:%lu: longer than %u characters", name, number,
 				     CAPTURE_LINE_MAX);
 			goto out;
 		}
@@ -273,7 +274,7 @@ capture_read_file(struct capture *c)
 			goto out;
 	}
 	if (ferror(in)) {
-		vector_error("%s: %s", name, strerror(errno));
+		client_error("%s: %s", name, strerror(errno));
 		goto out;
 	}
 	r = 0;
@@ -418,7 +419,7 @@ capture_make(void *ctx, uint64_t i, unsigned int slot, struct kvmrun_spec *spec)
 
 	vector_free(v);
 	if (capture_initial(c, i, v) < 0 || vector_spec(v, spec, why, sizeof(why)) < 0) {
-		vector_error("out of memory");
+		client_error("out of memory");
 		return -VECTOR_EXIT_USAGE;
 	}
 	return 0;
@@ -440,7 +441,7 @@ capture_final(struct vector *v, const struct kvmrun_result *r)
 	}
 	if (vector_has_xstate(&v->initial.xstate)) {
 		if (r->state == NULL || !(r->returned & KVMRUN_RETURN_XSTATE)) {
-			vector_error("the daemon returned no xstate: it needs the CPU state of "
+			client_error("the daemon returned no xstate: it needs the CPU state of "
 				     "protocol/PROTOCOL.md (or give --vector-bytes 0)");
 			return -VECTOR_EXIT_DAEMON;
 		}
@@ -452,7 +453,7 @@ capture_final(struct vector *v, const struct kvmrun_result *r)
 		fin->xstate.fields_set = v->initial.xstate.fields_set;
 	}
 	if (r->changes_truncated) {
-		vector_error("the run's changes were cut at the daemon's --max-dump-bytes");
+		client_error("the run's changes were cut at the daemon's --max-dump-bytes");
 		return -VECTOR_EXIT_DAEMON;
 	}
 	for (size_t k = 0; k < r->change_count; k++)
@@ -482,7 +483,7 @@ capture_take(void *ctx, uint64_t i, unsigned int slot, const struct kvmrun_resul
 		return status;
 	obj = vector_to_json(v);
 	if (obj == NULL) {
-		vector_error("out of memory");
+		client_error("out of memory");
 		return -VECTOR_EXIT_USAGE;
 	}
 	if (c->array)
@@ -620,13 +621,13 @@ vector_capture_main(int argc, char **argv)
 	}
 	c.out = c.output_path == NULL ? stdout : fopen(c.output_path, "w");
 	if (c.out == NULL) {
-		vector_error("%s: %s", c.output_path, strerror(errno));
+		client_error("%s: %s", c.output_path, strerror(errno));
 		status = VECTOR_EXIT_USAGE;
 		goto out;
 	}
 	c.slots = calloc(c.window, sizeof(*c.slots));
 	if (c.slots == NULL) {
-		vector_error("out of memory");
+		client_error("out of memory");
 		status = VECTOR_EXIT_USAGE;
 		goto out;
 	}
@@ -639,7 +640,7 @@ vector_capture_main(int argc, char **argv)
 	if (c.array && c.written > 0)
 		fputs("\n]\n", c.out);
 	if (fflush(c.out) == EOF || ferror(c.out)) {
-		vector_error("%s: write error", c.output_path != NULL ? c.output_path : "stdout");
+		client_error("%s: write error", c.output_path != NULL ? c.output_path : "stdout");
 		status = VECTOR_EXIT_USAGE;
 	}
 out:

@@ -17,23 +17,12 @@
 #include <unistd.h>
 
 #include "code.h"
+#include "json-util.h"
 
 extern char **environ;
 
 /* The assembler's messages kept for the user; the rest are dropped. */
 #define CODE_MESSAGES_MAX 2048
-
-int
-code_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int
 code_from_hex(const char *text, uint8_t **data, size_t *length, char *why,
@@ -55,10 +44,10 @@ code_from_hex(const char *text, uint8_t **data, size_t *length, char *why,
 			continue;
 		}
 		if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') &&
-		    code_hex_digit(p[2]) >= 0)
+		    jutil_hex_value(p[2]) >= 0)
 			p += 2;
 		start = p;
-		for (digits = 0; code_hex_digit(p[digits]) >= 0; digits++)
+		for (digits = 0; jutil_hex_value(p[digits]) >= 0; digits++)
 			;
 		if (digits == 0) {
 			snprintf(why, why_size, "'%c' is not a hex digit", *p);
@@ -71,8 +60,8 @@ code_from_hex(const char *text, uint8_t **data, size_t *length, char *why,
 			goto fail;
 		}
 		for (size_t i = 0; i < digits; i += 2)
-			buf[used++] = (uint8_t)(code_hex_digit(p[i]) << 4 |
-						code_hex_digit(p[i + 1]));
+			buf[used++] = (uint8_t)(jutil_hex_value(p[i]) << 4 |
+						jutil_hex_value(p[i + 1]));
 		p += digits;
 	}
 	if (used == 0) {

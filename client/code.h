@@ -10,9 +10,6 @@
 
 #include "kvmrun.h"
 
-/* C's value as a hex digit, or -1. */
-int code_hex_digit(char c);
-
 /*
  * The bytes TEXT spells in hex ("b0 41 e6 e9 f4", "b041e6e9f4"; spaces,
  * tabs, newlines, commas and 0x prefixes allowed between bytes): 0 with

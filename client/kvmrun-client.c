@@ -23,6 +23,7 @@
 
 #include "code.h"
 #include "elf.h"
+#include "json-util.h"
 #include "kvmrun.h"
 #include "output.h"
 #include "state-file.h"
@@ -190,21 +191,8 @@ static const struct option client_options[] = {
 	{NULL, 0, NULL, 0},
 };
 
-static void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int client_bad(int opt, const char *value, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-
-static void
-client_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(CLIENT_NAME ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static const char client_usage_text[] =
 	"Usage: " CLIENT_NAME " [run] [OPTION]... IMAGE\n"
@@ -396,7 +384,7 @@ client_parse_number(const char *text, uint64_t *value, const char **end)
 		p += 2;
 	}
 	for (digits = p;; p++) {
-		hex = code_hex_digit(*p);
+		hex = jutil_hex_value(*p);
 		if (hex < 0 || (unsigned int)hex >= base)
 			break;
 		digit = (unsigned int)hex;

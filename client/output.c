@@ -6,12 +6,25 @@
  * final fflush to find.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "output.h"
 #include "state-output.h"
+
+void
+client_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kvmrun-client: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
 
 #define OUTPUT_BOLD "\033[1m"
 #define OUTPUT_DIM "\033[2m"

@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* "kvmrun-client: ...", a line on stderr, for every command of the client. */
+void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #include "kvmrun.h"
 
 /* --color: the names' order is the option's. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output.h"
 #include "vector-place.h"
 #include "vector-run.h"
 #include "vectors.h"
@@ -127,19 +128,19 @@ replay_load(struct replay *rp, const char *path)
 	int status = VECTOR_EXIT_USAGE;
 
 	if (vector_read_file(path, &text, &length, why, sizeof(why)) < 0) {
-		vector_error("%s", why);
+		client_error("%s", why);
 		return VECTOR_EXIT_USAGE;
 	}
 	tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
 	if (tok == NULL) {
-		vector_error("out of memory");
+		client_error("out of memory");
 		goto out;
 	}
 	line = text + strspn(text, " \t\r\n");
 	if (*line == '[') {
 		rp->tree = json_tokener_parse_ex(tok, line, (int)(length - (size_t)(line - text)));
 		if (rp->tree == NULL || !json_object_is_type(rp->tree, json_type_array)) {
-			vector_error("%s: not a JSON array: %s", path,
+			client_error("%s: not a JSON array: %s", path,
 				     json_tokener_error_desc(json_tokener_get_error(tok)));
 			goto out;
 		}
@@ -157,7 +158,7 @@ replay_load(struct replay *rp, const char *path)
 		json_tokener_reset(tok);
 		item = json_tokener_parse_ex(tok, line, (int)(end - line));
 		if (item == NULL) {
-			vector_error("%s:%lu: not a JSON object: %s", path, number,
+			client_error("%s:%lu: not a JSON object: %s", path, number,
 				     json_tokener_error_desc(json_tokener_get_error(tok)));
 			goto out;
 		}
@@ -169,7 +170,7 @@ replay_load(struct replay *rp, const char *path)
 	status = VECTOR_EXIT_OK;
 	goto out;
 nomem:
-	vector_error("out of memory");
+	client_error("out of memory");
 out:
 	if (tok != NULL)
 		json_tokener_free(tok);
@@ -229,7 +230,7 @@ replay_make(void *ctx, uint64_t i, unsigned int slot, struct kvmrun_spec *spec)
 	vector_free(v);
 	if (vector_from_json(rp->items[i], v, why, sizeof(why)) < 0 ||
 	    vector_spec(v, spec, why, sizeof(why)) < 0) {
-		vector_error("%s: vector %" PRIu64 ": %s", rp->path, i, why);
+		client_error("%s: vector %" PRIu64 ": %s", rp->path, i, why);
 		return -VECTOR_EXIT_USAGE;
 	}
 	return 0;
@@ -371,7 +372,7 @@ replay_take(void *ctx, uint64_t i, unsigned int slot, const struct kvmrun_result
 	bool agree;
 
 	if (key == NULL) {
-		vector_error("out of memory");
+		client_error("out of memory");
 		return -VECTOR_EXIT_USAGE;
 	}
 	agree = replay_compare(rp, v, r, why, sizeof(why));
@@ -432,13 +433,13 @@ replay_metadata(struct replay *rp)
 	size_t length;
 
 	if (vector_read_file(rp->metadata_path, &text, &length, why, sizeof(why)) < 0) {
-		vector_error("%s", why);
+		client_error("%s", why);
 		return -1;
 	}
 	rp->metadata = json_tokener_parse(text);
 	free(text);
 	if (rp->metadata == NULL || !json_object_is_type(rp->metadata, json_type_object)) {
-		vector_error("%s: not a JSON object (SingleStepTests' metadata.json)",
+		client_error("%s: not a JSON object (SingleStepTests' metadata.json)",
 			     rp->metadata_path);
 		return -1;
 	}
@@ -479,7 +480,7 @@ vector_replay_main(int argc, char **argv)
 	}
 	rp.slots = calloc(rp.window, sizeof(*rp.slots));
 	if (rp.slots == NULL) {
-		vector_error("out of memory");
+		client_error("out of memory");
 		status = VECTOR_EXIT_USAGE;
 		goto out;
 	}
@@ -489,7 +490,7 @@ vector_replay_main(int argc, char **argv)
 		replay_stem(rp.path, rp.stem, sizeof(rp.stem));
 		status = replay_load(&rp, rp.path);
 		if (status == VECTOR_EXIT_OK && rp.item_count == 0) {
-			vector_error("%s: no vectors", rp.path);
+			client_error("%s: no vectors", rp.path);
 			status = VECTOR_EXIT_USAGE;
 		} else if (status == VECTOR_EXIT_OK) {
 			pl = (struct vector_pipeline){
@@ -507,7 +508,7 @@ vector_replay_main(int argc, char **argv)
 			status = VECTOR_EXIT_DISAGREE;
 	}
 	if (fflush(stdout) == EOF || ferror(stdout)) {
-		vector_error("stdout: write error");
+		client_error("stdout: write error");
 		status = VECTOR_EXIT_USAGE;
 	}
 out:

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output.h"
 #include "progress.h"
 #include "vector-place.h"
 #include "vector-run.h"
@@ -23,18 +24,6 @@
  * than a region, and the daemon takes at most 64 regions. */
 #define VECTOR_RUN_GAP 32u
 #define VECTOR_CONNECT_TIMEOUT_MS 5000
-
-void
-vector_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(VECTOR_NAME ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 int
 vector_usage(const char *command, const char *fmt, ...)
@@ -184,7 +173,7 @@ vector_connect(const struct vector_pipeline *pl)
 	const char *hint = "";
 
 	if (conn == NULL) {
-		vector_error("out of memory");
+		client_error("out of memory");
 		return NULL;
 	}
 	kvmrun_set_timeouts(conn, VECTOR_CONNECT_TIMEOUT_MS, -1);
@@ -193,7 +182,7 @@ vector_connect(const struct vector_pipeline *pl)
 	err = kvmrun_last_error(conn);
 	if (err->errnum == ENOENT || err->errnum == ECONNREFUSED)
 		hint = " (is kvmrund or kvmrund.socket running?)";
-	vector_error("%s%s", err->message, hint);
+	client_error("%s%s", err->message, hint);
 	kvmrun_close(conn);
 	return NULL;
 }
@@ -203,9 +192,9 @@ static int
 vector_daemon_error(const struct kvmrun_error *err)
 {
 	if (err->code == KVMRUN_ERR_UNKNOWN)
-		vector_error("daemon: %s", err->message);
+		client_error("daemon: %s", err->message);
 	else
-		vector_error("daemon: %s: %s", kvmrun_strerror(err->code), err->message);
+		client_error("daemon: %s: %s", kvmrun_strerror(err->code), err->message);
 	if (err->code == KVMRUN_ERR_UNAVAILABLE)
 		return VECTOR_EXIT_UNAVAILABLE;
 	return err->code == KVMRUN_ERR_BUSY ? VECTOR_EXIT_BUSY : VECTOR_EXIT_DAEMON;
@@ -231,7 +220,7 @@ vector_pipeline_run(const struct vector_pipeline *pl)
 			r = pl->make(pl->ctx, next, (unsigned int)(next % pl->window), &spec);
 			if (r == 0 && kvmrun_submit(conn, KVMRUN_OP_RUN, &spec) < 0) {
 				progress_clear(&bar);
-				vector_error("%s", kvmrun_last_error(conn)->message);
+				client_error("%s", kvmrun_last_error(conn)->message);
 				r = -VECTOR_EXIT_UNREACHABLE;
 			}
 			kvmrun_spec_free(&spec);
@@ -243,13 +232,13 @@ vector_pipeline_run(const struct vector_pipeline *pl)
 		}
 		if (kvmrun_next(conn, &answer) < 0) {
 			progress_clear(&bar);
-			vector_error("%s", kvmrun_last_error(conn)->message);
+			client_error("%s", kvmrun_last_error(conn)->message);
 			status = VECTOR_EXIT_UNREACHABLE;
 			goto out;
 		}
 		if (answer.error.code == KVMRUN_ERR_PROTOCOL) {
 			progress_clear(&bar);
-			vector_error("%s", answer.error.message);
+			client_error("%s", answer.error.message);
 			status = VECTOR_EXIT_UNREACHABLE;
 		} else if (answer.error.code != KVMRUN_OK) {
 			progress_clear(&bar);

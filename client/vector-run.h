@@ -28,8 +28,6 @@ enum vector_exit {
 #define VECTOR_NAME "kvmrun-client"
 #define VECTOR_WINDOW_DEFAULT 64u
 
-void vector_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /*
  * The run request that replays V: its mode and ring, its initial registers,
  * segments and xstate, its initial ram as the image and regions, one

@@ -982,6 +982,18 @@ jutil_new_base64(const uint8_t *data, size_t length)
 	return val;
 }
 
+struct json_object *
+jutil_new_u64_set(const char *const *names, int count, uint32_t set, const uint64_t *values,
+		  bool *failed)
+{
+	struct json_object *obj = json_object_new_object();
+
+	for (int i = 0; i < count; i++)
+		if (set & 1u << i)
+			jutil_add(obj, names[i], json_object_new_uint64(values[i]), failed);
+	return obj;
+}
+
 /* Writes an id as the request spelled it, which json-c would not keep. */
 static int
 id_serializer(struct json_object *val, struct printbuf *pb, int level, int flags)

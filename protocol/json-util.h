@@ -2,7 +2,9 @@
  * The json-c helpers the request and response codecs share: a strict reader
  * for one line (json-c alone accepts much that is not JSON), typed getters
  * whose errors name the field and the rule it broke, and builders that note
- * a failed allocation once instead of at every call.  Internal to protocol/.
+ * a failed allocation once instead of at every call.  Internal to protocol/,
+ * but for jutil_hex_value: kvmrun-client, which links the codec statically,
+ * reads hex with it too.
  */
 #ifndef KVMRUN_JSON_UTIL_H
 #define KVMRUN_JSON_UTIL_H
@@ -92,6 +94,9 @@ void jutil_add(struct json_object *obj, const char *key, struct json_object *val
 	       bool *failed);
 void jutil_append(struct json_object *array, struct json_object *val, bool *failed);
 struct json_object *jutil_new_base64(const uint8_t *data, size_t length);
+/* An object of each NAMES[i] (i < COUNT <= 32) whose bit is in SET, with VALUES[i]. */
+struct json_object *jutil_new_u64_set(const char *const *names, int count, uint32_t set,
+				      const uint64_t *values, bool *failed);
 
 /*
  * A new message object starting with "id" as ID_JSON spells it: null when

@@ -639,18 +639,6 @@ new_blobs(const struct kvmrun_blob *blobs, size_t count, bool *failed)
 	return array;
 }
 
-static struct json_object *
-new_regs(const struct kvmrun_spec *spec, bool *failed)
-{
-	struct json_object *obj = json_object_new_object();
-
-	for (int i = 0; i < KVMRUN_REG_COUNT; i++)
-		if (spec->regs_set & 1u << i)
-			jutil_add(obj, kvmrun_reg_names[i],
-				  json_object_new_uint64(spec->regs[i]), failed);
-	return obj;
-}
-
 /* Whether segment I has a descriptor cache to send. */
 static bool
 has_cache(const struct kvmrun_spec *spec, int i)
@@ -747,7 +735,10 @@ proto_format_request(const char *id_json, enum kvmrun_op op,
 		jutil_add(root, "memory_size",
 			  json_object_new_uint64(spec->memory_size), &failed);
 	if (spec->regs_set != 0)
-		jutil_add(root, "regs", new_regs(spec, &failed), &failed);
+		jutil_add(root, "regs",
+			  jutil_new_u64_set(kvmrun_reg_names, KVMRUN_REG_COUNT, spec->regs_set,
+					    spec->regs, &failed),
+			  &failed);
 	if (segments_set(spec))
 		jutil_add(root, "segments", new_segments(spec, &failed), &failed);
 	if (spec->timeout_ms != KVMRUN_DEFAULT_TIMEOUT_MS)

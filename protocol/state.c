@@ -559,13 +559,8 @@ new_xstate(const struct kvmrun_xstate *x, bool *failed)
 static struct json_object *
 new_msrs(const struct kvmrun_msrs *msrs, bool *failed)
 {
-	struct json_object *obj = json_object_new_object();
-
-	for (int m = 0; m < KVMRUN_MSR_COUNT; m++)
-		if (msrs->set & 1u << m)
-			jutil_add(obj, kvmrun_msr_names[m],
-				  json_object_new_uint64(msrs->value[m]), failed);
-	return obj;
+	return jutil_new_u64_set(kvmrun_msr_names, KVMRUN_MSR_COUNT, msrs->set, msrs->value,
+				 failed);
 }
 
 /* At most KVMRUN_CPUID_ENTRIES_MAX, the answer's bound (and KVM's). */

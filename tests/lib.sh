@@ -68,6 +68,60 @@ below() {
 	fi
 }
 
+# client ARG...: runs kvmrun-client; sets status, out and err.  The output
+# is also in $test_dir/out, byte for byte.
+client() {
+	"$KVMRUN_CLIENT" "$@" >"$test_dir/out" 2>"$test_dir/err"
+	status=$?
+	out=$(cat "$test_dir/out")
+	err=$(cat "$test_dir/err")
+}
+
+# client_tty [--stderr] ARG...: like client, but with the client's standard
+# output (with --stderr, its standard error instead) on a terminal, a
+# pseudo-terminal in raw mode so that no \r is added.
+client_tty() {
+	_tty_fd=1
+	if [ "${1:-}" = --stderr ]; then
+		_tty_fd=2
+		shift
+	fi
+	"$PYTHON3" - "$_tty_fd" "$KVMRUN_CLIENT" "$@" >"$test_dir/out" 2>"$test_dir/err" <<'EOF'
+import os, pty, subprocess, sys, tty
+fd = int(sys.argv[1])
+master, slave = pty.openpty()
+tty.setraw(slave)
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL,
+                     **{"stdout" if fd == 1 else "stderr": slave})
+os.close(slave)
+got = b""
+while True:
+    try:
+        data = os.read(master, 65536)
+    except OSError:  # EIO once the client has closed the terminal
+        break
+    if not data:
+        break
+    got += data
+(sys.stdout if fd == 1 else sys.stderr).buffer.write(got)
+sys.exit(p.wait(timeout=60))
+EOF
+	status=$?
+	out=$(cat "$test_dir/out")
+	err=$(cat "$test_dir/err")
+}
+
+# status_is EXPECTED DESCRIPTION: the last client's exit status, with its
+# stderr shown when it is not the one expected.
+status_is() {
+	if [ "$status" = "$1" ]; then
+		ok "$2"
+	else
+		not_ok "$2"
+		diag "exit status $status, expected $1" "stderr: $err"
+	fi
+}
+
 done_testing() {
 	daemons_verdict
 	plan "$tap_count"

@@ -13,23 +13,6 @@ make_test_dir
 start_daemon --kvm "$test_dir/nokvm"
 NOKVM_SOCK=$SOCK
 
-# client ARG...: kvmrun-client; sets status, out, err.
-client() {
-	"$KVMRUN_CLIENT" "$@" >"$test_dir/out" 2>"$test_dir/err"
-	status=$?
-	out=$(cat "$test_dir/out")
-	err=$(cat "$test_dir/err")
-}
-
-status_is() {
-	if [ "$status" = "$1" ]; then
-		ok "$2"
-	else
-		not_ok "$2"
-		diag "exit status $status, expected $1" "stderr: $err"
-	fi
-}
-
 # --- encodings and options, before any daemon is asked -----------------------
 
 client capture --help
@@ -321,41 +304,12 @@ is "$(json "$out" 'sorted(r["initial"]["xstate"])')" \
 client capture -s "$test_dir/fake-modify.sock" --vector-bytes 0 --count 50 90
 case $err in *"$(printf '\r')"*) not_ok "no progress bar when stderr is no terminal" ;;
 *) ok "no progress bar when stderr is no terminal" ;; esac
-"$PYTHON3" - "$KVMRUN_CLIENT" capture -s "$test_dir/fake-modify.sock" --vector-bytes 0 \
-	--count 50 90 >"$test_dir/tty-out" 2>"$test_dir/tty-err" <<'EOF'
-import os, pty, subprocess, sys
-master, slave = pty.openpty()
-p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stderr=slave)
-os.close(slave)
-err = b""
-while True:
-    try:
-        data = os.read(master, 65536)
-    except OSError:
-        break
-    if not data:
-        break
-    err += data
-sys.stderr.buffer.write(err)
-sys.exit(p.wait(timeout=60))
-EOF
-status=$?
-like "$(cat "$test_dir/tty-err")" "*##########* 50/50 *ETA 0:0*" \
+client_tty --stderr capture -s "$test_dir/fake-modify.sock" --vector-bytes 0 --count 50 90
+like "$err" "*##########* 50/50 *ETA 0:0*" \
 	"a progress bar with count, rate and ETA on a terminal"
-"$PYTHON3" - "$KVMRUN_CLIENT" capture -s "$test_dir/fake-modify.sock" --vector-bytes 0 \
-	--no-progress --count 5 90 >"$test_dir/tty-out" 2>"$test_dir/tty-err" <<'EOF'
-import os, pty, subprocess, sys
-master, slave = pty.openpty()
-p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stderr=slave)
-os.close(slave)
-try:
-    err = os.read(master, 65536)
-except OSError:
-    err = b""
-sys.stderr.buffer.write(err)
-sys.exit(p.wait(timeout=60))
-EOF
-is "$(cat "$test_dir/tty-err")" "" "--no-progress: none on a terminal either"
+client_tty --stderr capture -s "$test_dir/fake-modify.sock" --vector-bytes 0 --no-progress \
+	--count 5 90
+is "$err" "" "--no-progress: none on a terminal either"
 
 # --- with KVM -----------------------------------------------------------------------
 # now_ms: the monotonic-enough wall clock, in milliseconds.

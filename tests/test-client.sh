@@ -18,52 +18,6 @@ KVMRUN_SOCKET=$SOCK
 export KVMRUN_SOCKET
 unset NO_COLOR
 
-# client ARG...: runs kvmrun-client; sets status, out and err.  The output
-# is also in $test_dir/out, byte for byte.
-client() {
-	"$KVMRUN_CLIENT" "$@" >"$test_dir/out" 2>"$test_dir/err"
-	status=$?
-	out=$(cat "$test_dir/out")
-	err=$(cat "$test_dir/err")
-}
-
-# status_is EXPECTED DESCRIPTION: the last client's exit status, with its
-# stderr shown when it is not the one expected.
-status_is() {
-	if [ "$status" = "$1" ]; then
-		ok "$2"
-	else
-		not_ok "$2"
-		diag "exit status $status, expected $1" "stderr: $err"
-	fi
-}
-
-# client_tty ARG...: like client, but with the client's standard output on a
-# terminal, a pseudo-terminal in raw mode so that no \r is added.
-client_tty() {
-	"$PYTHON3" - "$KVMRUN_CLIENT" "$@" >"$test_dir/out" 2>"$test_dir/err" <<'EOF'
-import os, pty, subprocess, sys, tty
-master, slave = pty.openpty()
-tty.setraw(slave)
-p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=slave)
-os.close(slave)
-out = b""
-while True:
-    try:
-        data = os.read(master, 65536)
-    except OSError:  # EIO once the client has closed the terminal
-        break
-    if not data:
-        break
-    out += data
-sys.stdout.buffer.write(out)
-sys.exit(p.wait(timeout=60))
-EOF
-	status=$?
-	out=$(cat "$test_dir/out")
-	err=$(cat "$test_dir/err")
-}
-
 # A stand-in for kvmrund, for answers no daemon gives on demand, on the
 # socket argv[1].  For each connection it reads what to do from files in the
 # directory argv[2], written before the client starts: it saves the request

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tap.h"
+#include "vm-test.h"
 #include "vm-x86.h"
 #include "vm.h"
 
@@ -31,15 +32,7 @@ expect(const struct kvmrun_spec *spec, enum kvmrun_errcode code, const char *wor
 	struct kvmrun_error err = { .code = KVMRUN_OK };
 	int rc = vm_check_spec(NULL, spec, &err);
 
-	if (code == KVMRUN_OK) {
-		if (!tap_ok(rc == 0, "accepted: %s", what))
-			tap_diag("refused: %s", err.message);
-		return;
-	}
-	if (!tap_ok(rc < 0 && err.code == code && strstr(err.message, words) != NULL,
-		    "refused as %s: %s", kvmrun_errcode_names[code], what))
-		tap_diag("got %s: %s", rc < 0 ? kvmrun_errcode_names[err.code] : "accepted",
-			 rc < 0 ? err.message : "");
+	vm_test_expect(rc, &err, code, words, what);
 }
 
 static void

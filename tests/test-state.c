@@ -353,8 +353,6 @@ test_fsqrt(void)
 {
 	static const uint8_t two[10] = { 0, 0, 0, 0, 0, 0, 0, 0x80, 0x00, 0x40 };
 	uint8_t area[4096] __attribute__((aligned(64)));
-	uint64_t bv = VM_X86_XFEATURE_X87 | VM_X86_XFEATURE_SSE;
-	struct vm_x86_xsave_layout none;
 	struct kvmrun_xstate native;
 	struct kvmrun_spec spec;
 	struct kvmrun_result result;
@@ -362,7 +360,6 @@ test_fsqrt(void)
 	uint16_t fcw = 0x037f;
 
 	memset(area, 0, sizeof(area));
-	memset(&none, 0, sizeof(none));
 	__asm__ volatile("fninit\n\t"
 			 "fldcw %[fcw]\n\t"
 			 "fldt %[two]\n\t"
@@ -372,8 +369,7 @@ test_fsqrt(void)
 			 : [area] "=m"(area)
 			 : [two] "m"(two), [fcw] "m"(fcw)
 			 : "st", "memory");
-	memcpy(area + VM_X86_XSAVE_XSTATE_BV, &bv, 8);
-	vm_x86_xsave_unpack(area, sizeof(area), &none, bv, &native);
+	vm_test_fxsave_unpack(area, sizeof(area), &native);
 
 	st = spec_op(&spec, OP_FSQRT, KVMRUN_RETURN_XSTATE);
 	st->xstate.fields_set = F(FCW) | F(FSW) | F(FTW);

@@ -48,21 +48,72 @@ test_decode(const char *hex, enum kvmrun_mode mode, struct place_insn *insn)
 	return 0;
 }
 
-/* One decoded form against what the SDM says of it. */
+/* Decoded forms and what the SDM says of their addressing. */
+static const struct test_form {
+	const char *hex;
+	enum kvmrun_mode mode;
+	bool has_mem;
+	int base, index;
+	unsigned int scale;
+	int64_t disp;
+	unsigned int bits;
+	const char *what;
+} test_forms[] = {
+	{ "4801d8", KVMRUN_MODE_LONG, false, 0, 0, 1, 0, 64, "add rax, rbx" },
+	{ "660f380000", KVMRUN_MODE_LONG, true, KVMRUN_REG_RAX, PLACE_NONE, 1, 0, 64,
+	  "pshufb xmm0, [rax]" },
+	{ "488b448d10", KVMRUN_MODE_LONG, true, KVMRUN_REG_RBP, KVMRUN_REG_RCX, 4, 16,
+	  64, "mov rax, [rbp+rcx*4+0x10]" },
+	{ "8b0578563412", KVMRUN_MODE_LONG, true, PLACE_RIP, PLACE_NONE, 1, 0x12345678,
+	  64, "mov eax, [rip+0x12345678]" },
+	{ "428b0425f0ffffff", KVMRUN_MODE_LONG, true, PLACE_NONE, KVMRUN_REG_R12, 1,
+	  -16, 64, "REX.X makes SIB index 4 r12, no base" },
+	{ "418b4424fe", KVMRUN_MODE_LONG, true, KVMRUN_REG_R12, PLACE_NONE, 1, -2, 64,
+	  "mov eax, [r12-2]: base r12 through SIB" },
+	{ "678b04d8", KVMRUN_MODE_LONG, true, KVMRUN_REG_RAX, KVMRUN_REG_RBX, 8, 0, 32,
+	  "0x67: 32-bit addressing in 64-bit code" },
+	{ "c4e2790000", KVMRUN_MODE_LONG, true, KVMRUN_REG_RAX, PLACE_NONE, 1, 0, 64,
+	  "vpshufb xmm0, xmm0, [rax] (VEX 0F38)" },
+	{ "c4c1785803", KVMRUN_MODE_LONG, true, KVMRUN_REG_R11, PLACE_NONE, 1, 0, 64,
+	  "vaddps xmm0, xmm0, [r11] (VEX.B)" },
+	{ "62f17c48584001", KVMRUN_MODE_LONG, true, KVMRUN_REG_RAX, PLACE_NONE, 1, 1,
+	  64, "vaddps zmm0, zmm0, [rax+disp8] (EVEX)" },
+	{ "8b4208", KVMRUN_MODE_REAL, true, KVMRUN_REG_RBP, KVMRUN_REG_RSI, 1, 8, 16,
+	  "real mode mov ax, [bp+si+8]" },
+	{ "8b060010", KVMRUN_MODE_REAL, true, PLACE_NONE, PLACE_NONE, 1, 0x1000, 16,
+	  "real mode mov ax, [0x1000]" },
+	{ "678b0458", KVMRUN_MODE_REAL, true, KVMRUN_REG_RAX, KVMRUN_REG_RBX, 2, 0, 32,
+	  "real mode 0x67: mov ax, [eax+ebx*2]" },
+	{ "8b0500100000", KVMRUN_MODE_PROTECTED, true, PLACE_NONE, PLACE_NONE, 1,
+	  0x1000, 32, "protected mode [disp32] is absolute, not rip-relative" },
+	{ "c506", KVMRUN_MODE_PROTECTED, true, KVMRUN_REG_RSI, PLACE_NONE, 1, 0, 32,
+	  "protected mode c5 with mod 0 is lds, not VEX" },
+	{ "c5f858c1", KVMRUN_MODE_PROTECTED, false, 0, 0, 1, 0, 32,
+	  "protected mode c5 with mod 3 is VEX" },
+	{ "0f05", KVMRUN_MODE_LONG, false, 0, 0, 1, 0, 64, "syscall has no ModRM" },
+	{ "48a10008040000000000", KVMRUN_MODE_LONG, true, PLACE_NONE, PLACE_NONE, 1,
+	  0x40800, 64, "mov rax, [moffs64]: an absolute address" },
+	{ "a20010", KVMRUN_MODE_REAL, true, PLACE_NONE, PLACE_NONE, 1, 0x1000, 16,
+	  "real mode mov [moffs16], al" },
+	{ "0f7700", KVMRUN_MODE_LONG, false, 0, 0, 1, 0, 64, "emms has no ModRM" },
+	{ "c5f87700", KVMRUN_MODE_LONG, false, 0, 0, 1, 0, 64,
+	  "vzeroupper has no ModRM" },
+};
+
 static void
-test_form(const char *hex, enum kvmrun_mode mode, bool has_mem, int base, int index,
-	  unsigned int scale, int64_t disp, unsigned int bits, const char *what)
+test_form(const struct test_form *f)
 {
 	struct place_insn insn;
 
-	if (test_decode(hex, mode, &insn) < 0) {
-		tap_ok(0, "%s (%s) decodes", what, hex);
+	if (test_decode(f->hex, f->mode, &insn) < 0) {
+		tap_ok(0, "%s (%s) decodes", f->what, f->hex);
 		return;
 	}
-	if (!tap_ok(insn.has_mem == has_mem && (!has_mem || (insn.base == base &&
-				insn.index == index && insn.scale == scale &&
-				insn.disp == disp && insn.addr_bits == bits)),
-		    "%s (%s): its addressing", what, hex))
+	if (!tap_ok(insn.has_mem == f->has_mem &&
+			    (!f->has_mem || (insn.base == f->base && insn.index == f->index &&
+					     insn.scale == f->scale && insn.disp == f->disp &&
+					     insn.addr_bits == f->bits)),
+		    "%s (%s): its addressing", f->what, f->hex))
 		tap_diag("mem %d base %d index %d scale %u disp %" PRId64 " bits %u", insn.has_mem,
 			 insn.base, insn.index, insn.scale, insn.disp, insn.addr_bits);
 }
@@ -74,45 +125,8 @@ test_decoder(void)
 	uint8_t bytes[4] = {0x8b, 0x80, 0x00, 0x00};
 	char why[128];
 
-	test_form("4801d8", KVMRUN_MODE_LONG, false, 0, 0, 1, 0, 64, "add rax, rbx");
-	test_form("660f380000", KVMRUN_MODE_LONG, true, KVMRUN_REG_RAX, PLACE_NONE, 1, 0, 64,
-		  "pshufb xmm0, [rax]");
-	test_form("488b448d10", KVMRUN_MODE_LONG, true, KVMRUN_REG_RBP, KVMRUN_REG_RCX, 4, 16,
-		  64, "mov rax, [rbp+rcx*4+0x10]");
-	test_form("8b0578563412", KVMRUN_MODE_LONG, true, PLACE_RIP, PLACE_NONE, 1, 0x12345678,
-		  64, "mov eax, [rip+0x12345678]");
-	test_form("428b0425f0ffffff", KVMRUN_MODE_LONG, true, PLACE_NONE, KVMRUN_REG_R12, 1,
-		  -16, 64, "REX.X makes SIB index 4 r12, no base");
-	test_form("418b4424fe", KVMRUN_MODE_LONG, true, KVMRUN_REG_R12, PLACE_NONE, 1, -2, 64,
-		  "mov eax, [r12-2]: base r12 through SIB");
-	test_form("678b04d8", KVMRUN_MODE_LONG, true, KVMRUN_REG_RAX, KVMRUN_REG_RBX, 8, 0, 32,
-		  "0x67: 32-bit addressing in 64-bit code");
-	test_form("c4e2790000", KVMRUN_MODE_LONG, true, KVMRUN_REG_RAX, PLACE_NONE, 1, 0, 64,
-		  "vpshufb xmm0, xmm0, [rax] (VEX 0F38)");
-	test_form("c4c1785803", KVMRUN_MODE_LONG, true, KVMRUN_REG_R11, PLACE_NONE, 1, 0, 64,
-		  "vaddps xmm0, xmm0, [r11] (VEX.B)");
-	test_form("62f17c48584001", KVMRUN_MODE_LONG, true, KVMRUN_REG_RAX, PLACE_NONE, 1, 1,
-		  64, "vaddps zmm0, zmm0, [rax+disp8] (EVEX)");
-	test_form("8b4208", KVMRUN_MODE_REAL, true, KVMRUN_REG_RBP, KVMRUN_REG_RSI, 1, 8, 16,
-		  "real mode mov ax, [bp+si+8]");
-	test_form("8b060010", KVMRUN_MODE_REAL, true, PLACE_NONE, PLACE_NONE, 1, 0x1000, 16,
-		  "real mode mov ax, [0x1000]");
-	test_form("678b0458", KVMRUN_MODE_REAL, true, KVMRUN_REG_RAX, KVMRUN_REG_RBX, 2, 0, 32,
-		  "real mode 0x67: mov ax, [eax+ebx*2]");
-	test_form("8b0500100000", KVMRUN_MODE_PROTECTED, true, PLACE_NONE, PLACE_NONE, 1,
-		  0x1000, 32, "protected mode [disp32] is absolute, not rip-relative");
-	test_form("c506", KVMRUN_MODE_PROTECTED, true, KVMRUN_REG_RSI, PLACE_NONE, 1, 0, 32,
-		  "protected mode c5 with mod 0 is lds, not VEX");
-	test_form("c5f858c1", KVMRUN_MODE_PROTECTED, false, 0, 0, 1, 0, 32,
-		  "protected mode c5 with mod 3 is VEX");
-	test_form("0f05", KVMRUN_MODE_LONG, false, 0, 0, 1, 0, 64, "syscall has no ModRM");
-	test_form("48a10008040000000000", KVMRUN_MODE_LONG, true, PLACE_NONE, PLACE_NONE, 1,
-		  0x40800, 64, "mov rax, [moffs64]: an absolute address");
-	test_form("a20010", KVMRUN_MODE_REAL, true, PLACE_NONE, PLACE_NONE, 1, 0x1000, 16,
-		  "real mode mov [moffs16], al");
-	test_form("0f7700", KVMRUN_MODE_LONG, false, 0, 0, 1, 0, 64, "emms has no ModRM");
-	test_form("c5f87700", KVMRUN_MODE_LONG, false, 0, 0, 1, 0, 64,
-		  "vzeroupper has no ModRM");
+	for (size_t i = 0; i < sizeof(test_forms) / sizeof(test_forms[0]); i++)
+		test_form(&test_forms[i]);
 
 	tap_ok(test_decode("50", KVMRUN_MODE_LONG, &insn) == 0 && insn.stack && !insn.has_mem,
 	       "push rax uses the stack");

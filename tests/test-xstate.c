@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tap.h"
+#include "vm-test.h"
 #include "vm-x86.h"
 #include "vm.h"
 
@@ -105,12 +106,9 @@ test_tag_word_native(void)
 								     0xff, 0x7f };
 	uint8_t area[XSAVE_SIZE] __attribute__((aligned(64)));
 	uint16_t env[14];	/* 32-bit FNSTENV: fcw, fsw, ftw at words 0, 2, 4 */
-	struct vm_x86_xsave_layout layout;
 	struct kvmrun_xstate x;
-	uint64_t bv = VM_X86_XFEATURE_X87 | VM_X86_XFEATURE_SSE;
 
 	memset(area, 0, sizeof(area));
-	memset(&layout, 0, sizeof(layout));
 	__asm__ volatile("fninit\n\t"
 			 "fldt %[den]\n\t"
 			 "fldt %[inf]\n\t"
@@ -122,8 +120,7 @@ test_tag_word_native(void)
 			 : [area] "=m"(area), [env] "=m"(env)
 			 : [den] "m"(denormal), [inf] "m"(infinity)
 			 : "st", "st(1)", "st(2)", "st(3)", "memory");
-	memcpy(area + VM_X86_XSAVE_XSTATE_BV, &bv, sizeof(bv));
-	vm_x86_xsave_unpack(area, sizeof(area), &layout, bv, &x);
+	vm_test_fxsave_unpack(area, sizeof(area), &x);
 	tap_ok(x.ftw == env[4] && x.fsw == env[2] && x.fcw == env[0],
 	       "x87 from this CPU's FXSAVE: tag word 0x%04x as FNSTENV's 0x%04x, fsw 0x%04x "
 	       "as 0x%04x", x.ftw, env[4], x.fsw, env[2]);
@@ -450,15 +447,7 @@ expect(const struct vm_x86_host *x86, const struct kvmrun_spec *spec, enum kvmru
 	struct kvmrun_error err = { .code = KVMRUN_OK };
 	int rc = vm_x86_state_check(x86, spec, &err);
 
-	if (code == KVMRUN_OK) {
-		if (!tap_ok(rc == 0, "accepted: %s", what))
-			tap_diag("refused: %s", err.message);
-		return;
-	}
-	if (!tap_ok(rc < 0 && err.code == code && strstr(err.message, words) != NULL,
-		    "refused as %s: %s", kvmrun_errcode_names[code], what))
-		tap_diag("got %s: %s", rc < 0 ? kvmrun_errcode_names[err.code] : "accepted",
-			 rc < 0 ? err.message : "");
+	vm_test_expect(rc, &err, code, words, what);
 }
 
 static void

@@ -1,6 +1,8 @@
 /*
- * What the engine's KVM tests (test-vm.c, test-state.c) share: loading a
- * test guest the build assembled, and opening the host or skipping.
+ * What the engine's tests share: loading a test guest the build assembled,
+ * opening the host or skipping (test-vm.c, test-state.c, test-step.c), a
+ * check's refusal as a case (test-spec.c, test-xstate.c) and this CPU's own
+ * FXSAVE read as the engine reads a vCPU's (test-state.c, test-xstate.c).
  */
 #ifndef KVMRUN_VM_TEST_H
 #define KVMRUN_VM_TEST_H
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "vm-x86.h"
 #include "vm.h"
 
 /* $GUESTS, where make put the guests; tests/guests from the build directory. */
@@ -77,6 +80,42 @@ vm_test_open_host_or_skip(void)
 		exit(99);
 	}
 	return host;
+}
+
+/*
+ * One case for an engine check that returned RC and ERR: with CODE
+ * KVMRUN_OK, that it accepted; else that it refused as CODE with WORDS in
+ * its message.  WHAT names the case.
+ */
+static inline void
+vm_test_expect(int rc, const struct kvmrun_error *err, enum kvmrun_errcode code,
+	       const char *words, const char *what)
+{
+	if (code == KVMRUN_OK) {
+		if (!tap_ok(rc == 0, "accepted: %s", what))
+			tap_diag("refused: %s", err->message);
+		return;
+	}
+	if (!tap_ok(rc < 0 && err->code == code && strstr(err->message, words) != NULL,
+		    "refused as %s: %s", kvmrun_errcode_names[code], what))
+		tap_diag("got %s: %s", rc < 0 ? kvmrun_errcode_names[err->code] : "accepted",
+			 rc < 0 ? err->message : "");
+}
+
+/*
+ * AREA (SIZE bytes, zeroed before FXSAVE64 filled it here, natively) read
+ * into X the way the engine reads a vCPU's XSAVE buffer.  FXSAVE writes no
+ * XSAVE header, so AREA is given one saying x87 and SSE are there.
+ */
+static inline void
+vm_test_fxsave_unpack(uint8_t *area, size_t size, struct kvmrun_xstate *x)
+{
+	uint64_t bv = VM_X86_XFEATURE_X87 | VM_X86_XFEATURE_SSE;
+	struct vm_x86_xsave_layout legacy_only;
+
+	memset(&legacy_only, 0, sizeof(legacy_only));
+	memcpy(area + VM_X86_XSAVE_XSTATE_BV, &bv, sizeof(bv));
+	vm_x86_xsave_unpack(area, size, &legacy_only, bv, x);
 }
 
 #endif
