@@ -25,7 +25,7 @@ packages=(
 	build-essential autoconf automake libtool pkg-config binutils
 	libev-dev libjson-c-dev libsystemd-dev libseccomp-dev zlib1g-dev libcapstone-dev
 	python3 mypy socat valgrind systemd clang bsdextrautils
-	libgnutls28-dev haproxy openssl python3-yaml
+	libgnutls28-dev haproxy openssl python3-yaml udev
 )
 
 say() { printf '\n== %s\n' "$*"; }

@@ -1629,12 +1629,31 @@ client_run(struct client *c, const struct output *out)
 	return status;
 }
 
+/*
+ * The daemon's steps_ns, from the stats answer's line: libkvmrun's struct
+ * kvmrun_stats has no room for them, its size being the library's ABI.
+ */
+static void
+client_stats_steps(const struct kvmrun_answer *answer, struct proto_steps *steps)
+{
+	struct proto_response resp;
+	struct kvmrun_error err;
+
+	memset(steps, 0, sizeof(*steps));
+	if (answer->line == NULL)
+		return;
+	if (proto_response_parse(answer->line, answer->line_length, &resp, &err) == 0)
+		*steps = resp.steps;
+	proto_response_free(&resp);
+}
+
 /* ping and stats: one request without a spec, one answer. */
 static int
 client_query(struct client *c, const struct output *out)
 {
 	bool ping = c->command == CLIENT_PING;
 	struct kvmrun_answer answer;
+	struct proto_steps steps;
 	uint64_t rtt_ns;
 	int status;
 
@@ -1652,8 +1671,10 @@ client_query(struct client *c, const struct output *out)
 		status = client_daemon_error(&answer.error);
 	else if (ping && !c->json)
 		output_ping(out, &answer.ping, rtt_ns);
-	else if (!c->json)
-		output_stats(out, &answer.stats);
+	else if (!c->json) {
+		client_stats_steps(&answer, &steps);
+		output_stats(out, &answer.stats, &steps);
+	}
 	kvmrun_answer_free(&answer);
 	return status;
 }

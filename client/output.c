@@ -701,7 +701,8 @@ output_counts(FILE *fp, const char *(*name)(int), const uint64_t *counts, int n)
 }
 
 void
-output_stats(const struct output *out, const struct kvmrun_stats *stats)
+output_stats(const struct output *out, const struct kvmrun_stats *stats,
+	     const struct proto_steps *steps)
 {
 	uint64_t s = stats->uptime_ms / 1000;
 	const char *bold = output_sgr(out, OUTPUT_BOLD);
@@ -723,4 +724,12 @@ output_stats(const struct output *out, const struct kvmrun_stats *stats)
 		bold, reset, stats->connections_open, stats->connections_total);
 	fprintf(out->fp, "%smemory:%s      %" PRIu64 " bytes of guest memory in use\n",
 		bold, reset, stats->memory_in_use);
+	if (steps->runs == 0)
+		return;
+	fprintf(out->fp, "%ssteps:%s       mean us of %" PRIu64 " runs:", bold, reset,
+		steps->runs);
+	for (int i = 0; i < PROTO_STEP_COUNT; i++)
+		fprintf(out->fp, " %s %.1f", proto_step_names[i],
+			(double)steps->ns[i] / (double)steps->runs / 1000);
+	fputc('\n', out->fp);
 }

@@ -13,6 +13,7 @@
 /* "kvmrun-client: ...", a line on stderr, for every command of the client. */
 void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+#include "kvmrun-proto.h"
 #include "kvmrun.h"
 
 /* --color: the names' order is the option's. */
@@ -56,6 +57,8 @@ void output_result(const struct output *out, const struct kvmrun_result *result)
 /* The ping's answer, and RTT_NS, the time from the request to it. */
 void output_ping(const struct output *out, const struct kvmrun_ping *ping,
 		 uint64_t rtt_ns);
-void output_stats(const struct output *out, const struct kvmrun_stats *stats);
+/* STEPS: the daemon's steps_ns, shown as means once it timed a run. */
+void output_stats(const struct output *out, const struct kvmrun_stats *stats,
+		  const struct proto_steps *steps);
 
 #endif

@@ -172,7 +172,9 @@ job_completion_line(struct job_completion *done, size_t *length)
 		done->line = NULL;
 		return line;
 	}
+	done->times.format_start = steps_now();
 	line = job_format(done, length);
+	done->times.format_end = steps_now();
 	if (line == NULL)
 		log_warnx("job",
 			  "client %llu: no memory for the answer to request %llu",
@@ -362,7 +364,10 @@ job_answer(struct job *job, struct kvmrun_result *result,
 	if (job_bulk(&done->result) < JOB_WORKER_FORMAT_MIN)
 		return;
 	/* Out of memory, the line is left to the loop to try again. */
+	done->times.format_start = steps_now();
 	done->line = job_format(done, &done->length);
+	done->times.format_end = steps_now();
+	done->times.format_on_worker = done->line != NULL;
 	if (done->line != NULL)
 		kvmrun_result_free(&done->result);
 }
@@ -383,6 +388,7 @@ job_parse(struct job_pool *pool, struct job *job)
 	struct job_completion *done = job->done;
 	int rc;
 
+	done->times.parser_took = steps_now();
 	done->client = job->client;
 	done->sequence = job->sequence;
 	done->parsed = true;
@@ -398,6 +404,7 @@ job_parse(struct job_pool *pool, struct job *job)
 	free(job->line);
 	job->line = NULL;
 
+	done->times.parser_posted = steps_now();
 	job_lock(pool);
 	pool->memory -= job->cost;
 	job_post(pool, job);
@@ -417,6 +424,7 @@ job_run(struct job_worker *w, struct job *job)
 	struct kvmrun_error err;
 	int rc;
 
+	job->done->times.worker_took = steps_now();
 	kvmrun_result_init(&result);
 	rc = proto_request_decode_payloads(&job->req, &err);
 	if (rc == 0)
@@ -429,6 +437,7 @@ job_run(struct job_worker *w, struct job *job)
 			vm_cancel(vm);
 		job_unlock(pool);
 		rc = vm_run(vm, &job->req.spec, &result, &err);
+		job->done->times.vm = *vm_run_times(vm);
 	}
 	job_answer(job, rc == 0 ? &result : NULL, &err);
 	kvmrun_result_free(&result);
@@ -685,7 +694,7 @@ job_pool_destroy(struct job_pool *pool)
  * without what it carries, which stays its caller's.
  */
 static int
-job_enqueue(struct job_pool *pool, struct job *job)
+job_enqueue(struct job_pool *pool, struct job *job, const struct steps_times *times)
 {
 	int rc = 0;
 
@@ -694,6 +703,9 @@ job_enqueue(struct job_pool *pool, struct job *job)
 		free(job);
 		return -ENOMEM;
 	}
+	job->done->times = *times;
+	if (job->line == NULL)
+		job->done->times.queued = steps_now();
 	job_lock(pool);
 	/* Lines are bounded by the memory budget alone, runs by --queue too. */
 	if (pool->closed || pool->stopping) {
@@ -721,7 +733,7 @@ job_enqueue(struct job_pool *pool, struct job *job)
 
 int
 job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
-	   struct proto_request *req)
+	   struct proto_request *req, const struct steps_times *times)
 {
 	struct job *job = calloc(1, sizeof(*job));
 	int rc;
@@ -732,7 +744,7 @@ job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
 	job->sequence = sequence;
 	job->cost = job_cost(req);
 	job->req = *req;
-	rc = job_enqueue(pool, job);
+	rc = job_enqueue(pool, job, times);
 	/* Queued, the job owns the request; else REQ still does. */
 	if (rc == 0)
 		memset(req, 0, sizeof(*req));
@@ -741,8 +753,9 @@ job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
 
 int
 job_submit_parse(struct job_pool *pool, uint64_t client, uint64_t sequence,
-		 char *line, size_t length)
+		 char *line, size_t length, uint64_t line_ns)
 {
+	const struct steps_times times = { .line = line_ns };
 	struct job *job = calloc(1, sizeof(*job));
 
 	if (job == NULL)
@@ -752,7 +765,7 @@ job_submit_parse(struct job_pool *pool, uint64_t client, uint64_t sequence,
 	job->cost = job_line_cost(length);
 	job->line = line;
 	job->line_length = length;
-	return job_enqueue(pool, job);
+	return job_enqueue(pool, job, &times);
 }
 
 /*
@@ -849,13 +862,17 @@ job_pool_close(struct job_pool *pool)
 struct job_completion *
 job_completions_take(struct job_pool *pool)
 {
-	struct job_completion *list;
+	struct job_completion *list, *done;
+	uint64_t now;
 
 	job_lock(pool);
 	list = pool->done_head;
 	pool->done_head = NULL;
 	pool->done_tail = &pool->done_head;
 	job_unlock(pool);
+	now = list != NULL ? steps_now() : 0;
+	for (done = list; done != NULL; done = done->next)
+		done->times.loop_took = now;
 	return list;
 }
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "kvmrun-proto.h"
+#include "steps.h"
 #include "vm.h"
 
 struct job_pool;
@@ -44,6 +45,8 @@ struct job_completion {
 	struct kvmrun_error error;
 	char *line; /* the answer already formatted, or NULL */
 	size_t length;
+	/* The moments it passed so far; job_completions_take stamps loop_took. */
+	struct steps_times times;
 };
 
 /* What the pool holds right now, for stats and the memory budget. */
@@ -103,22 +106,24 @@ void job_pool_set_host(struct job_pool *pool, struct kvmrun_host *host);
 void job_pool_destroy(struct job_pool *pool);
 
 /*
- * Queues the run REQ for CLIENT.  On success the job owns what REQ held and
- * REQ is left empty; -EBUSY when the queue is full, -ESHUTDOWN when the pool
- * is stopping, -ENOMEM; REQ is untouched on failure.
+ * Queues the run REQ for CLIENT, which passed the moments TIMES so far.  On
+ * success the job owns what REQ held and REQ is left empty; -EBUSY when the
+ * queue is full, -ESHUTDOWN when the pool is stopping, -ENOMEM; REQ is
+ * untouched on failure.
  */
 int job_submit(struct job_pool *pool, uint64_t client, uint64_t sequence,
-	       struct proto_request *req);
+	       struct proto_request *req, const struct steps_times *times);
 
 /*
  * Queues the request line LINE (LENGTH bytes, malloc'ed; the job owns it on
- * success) of CLIENT to be parsed on the pool's parser thread: a line so long
- * that parsing it would stall the event loop.  Its completion has parsed set.
+ * success) of CLIENT, which the loop turned to at LINE_NS, to be parsed on
+ * the pool's parser thread: a line so long that parsing it would stall the
+ * event loop.  Its completion has parsed set.
  * It holds job_line_cost of the memory budget, not a place in the queue (nor
  * is it counted as queued or running).  Errors as job_submit.
  */
 int job_submit_parse(struct job_pool *pool, uint64_t client, uint64_t sequence,
-		     char *line, size_t length);
+		     char *line, size_t length, uint64_t line_ns);
 
 /*
  * Forgets CLIENT's jobs: queued ones are dropped, running ones cancelled
@@ -133,11 +138,14 @@ void job_cancel_all(struct job_pool *pool);
 /* Takes no more jobs (job_submit says -ESHUTDOWN); the queue still runs. */
 void job_pool_close(struct job_pool *pool);
 
-/* Takes every posted completion, oldest first, linked through next. */
+/*
+ * Takes every posted completion, oldest first, linked through next, and
+ * stamps the moment in their times.loop_took.
+ */
 struct job_completion *job_completions_take(struct job_pool *pool);
 /*
  * DONE's answer line, which the caller then owns (its length in *LENGTH), or
- * NULL when out of memory.
+ * NULL when out of memory.  Formatting it here is timed in DONE->times.
  */
 char *job_completion_line(struct job_completion *done, size_t *length);
 void job_completion_free(struct job_completion *done);

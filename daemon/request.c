@@ -22,6 +22,7 @@ struct request_handler {
 	struct job_pool *pool;
 	struct timespec started;
 	struct proto_stats counters; /* runs, errors and connections only */
+	struct proto_steps steps;
 };
 
 static struct timespec
@@ -89,7 +90,7 @@ request_stats(struct request_handler *h, const char *id_json, size_t *lengthp)
 	stats.memory_in_use = state.memory;
 	stats.uptime_ms = (uint64_t)((int64_t)(now.tv_sec - h->started.tv_sec) * 1000 +
 				     (now.tv_nsec - h->started.tv_nsec) / 1000000);
-	return proto_format_stats(id_json, &stats, lengthp);
+	return proto_format_stats(id_json, &stats, &h->steps, lengthp);
 }
 
 static char *
@@ -131,7 +132,8 @@ request_over_budget(const struct request_handler *h, const struct job_pool_state
 /* Checks the run in REQ and queues it; on failure ERR says why. */
 static int
 request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
-	       struct proto_request *req, struct kvmrun_error *err)
+	       struct proto_request *req, const struct steps_times *times,
+	       struct kvmrun_error *err)
 {
 	struct kvmrun_host *host = host_watch_get(h->hosts);
 	struct job_pool_state state;
@@ -154,7 +156,7 @@ request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
 	cost = job_cost(req);
 	if (request_over_budget(h, &state, cost, err) < 0)
 		return -EBUSY;
-	rc = job_submit(h->pool, client, sequence, req);
+	rc = job_submit(h->pool, client, sequence, req, times);
 	switch (rc) {
 	case 0:
 		return 0;
@@ -172,10 +174,14 @@ request_submit(struct request_handler *h, uint64_t client, uint64_t sequence,
 	}
 }
 
-/* Answers the parsed request REQ, or queues its run; frees what REQ holds. */
+/*
+ * Answers the parsed request REQ, or queues its run, which passed the
+ * moments TIMES so far; frees what REQ holds.
+ */
 static int
 request_dispatch(struct request_handler *h, uint64_t client, uint64_t sequence,
-		 struct proto_request *req, char **answerp, size_t *lengthp)
+		 struct proto_request *req, const struct steps_times *times,
+		 char **answerp, size_t *lengthp)
 {
 	struct kvmrun_error err;
 	char *answer = NULL;
@@ -188,7 +194,7 @@ request_dispatch(struct request_handler *h, uint64_t client, uint64_t sequence,
 		answer = request_stats(h, req->id_json, lengthp);
 		break;
 	case KVMRUN_OP_RUN:
-		if (request_submit(h, client, sequence, req, &err) == 0) {
+		if (request_submit(h, client, sequence, req, times, &err) == 0) {
 			log_debug("request", "client %llu: run request %llu queued",
 				  (unsigned long long)client,
 				  (unsigned long long)sequence);
@@ -209,7 +215,8 @@ request_dispatch(struct request_handler *h, uint64_t client, uint64_t sequence,
 /* Hands LINE to a worker to parse: the loop would stall on it. */
 static int
 request_parse_later(struct request_handler *h, uint64_t client, uint64_t sequence,
-		    const char *line, size_t length, char **answerp, size_t *lengthp)
+		    const char *line, size_t length, uint64_t line_ns, char **answerp,
+		    size_t *lengthp)
 {
 	struct job_pool_state state;
 	struct kvmrun_error err;
@@ -223,7 +230,7 @@ request_parse_later(struct request_handler *h, uint64_t client, uint64_t sequenc
 	if (copy == NULL)
 		return -ENOMEM;
 	memcpy(copy, line, length);
-	rc = job_submit_parse(h->pool, client, sequence, copy, length);
+	rc = job_submit_parse(h->pool, client, sequence, copy, length, line_ns);
 	if (rc == 0)
 		return REQUEST_PENDING;
 	free(copy);
@@ -239,17 +246,22 @@ out_answer:
 
 int
 request_handle_line(struct request_handler *h, uint64_t client, uint64_t sequence,
-		    const char *line, size_t length, char **answerp, size_t *lengthp)
+		    const char *line, size_t length, uint64_t line_ns, char **answerp,
+		    size_t *lengthp)
 {
+	struct steps_times times = { .line = line_ns };
 	struct proto_request req;
 	struct kvmrun_error err;
 	char *answer;
 
 	if (length >= REQUEST_PARSE_ON_WORKER && length <= h->limits.max_line)
-		return request_parse_later(h, client, sequence, line, length, answerp,
-					   lengthp);
-	if (proto_request_parse(line, length, &h->limits, &req, &err) == 0)
-		return request_dispatch(h, client, sequence, &req, answerp, lengthp);
+		return request_parse_later(h, client, sequence, line, length, line_ns,
+					   answerp, lengthp);
+	if (proto_request_parse(line, length, &h->limits, &req, &err) == 0) {
+		times.parsed = steps_now();
+		return request_dispatch(h, client, sequence, &req, &times, answerp,
+					lengthp);
+	}
 	/* No id when even that ran out of memory. */
 	answer = request_error(h, req.id_json != NULL ? req.id_json : "null", &err, lengthp);
 	proto_request_free(&req);
@@ -263,9 +275,12 @@ int
 request_handle_parsed(struct request_handler *h, struct job_completion *done,
 		      char **answerp, size_t *lengthp)
 {
+	struct steps_times times = done->times;
+
+	times.parsed = done->times.loop_took;
 	if (done->ok)
 		return request_dispatch(h, done->client, done->sequence, &done->request,
-					answerp, lengthp);
+					&times, answerp, lengthp);
 	*answerp = request_error(h, done->id_json != NULL ? done->id_json : "null",
 				 &done->error, lengthp);
 	return *answerp != NULL ? 0 : -ENOMEM;
@@ -287,6 +302,12 @@ request_count_completion(struct request_handler *h, const struct job_completion 
 			  (unsigned long long)done->client, (unsigned long long)done->sequence,
 			  kvmrun_errcode_names[done->error.code], done->error.message);
 	}
+}
+
+void
+request_count_steps(struct request_handler *h, const struct steps_times *times)
+{
+	steps_add(&h->steps, times);
 }
 
 void

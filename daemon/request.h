@@ -32,14 +32,14 @@ void request_handler_destroy(struct request_handler *h);
 
 /*
  * Handles the request LINE (without its '\n'), number SEQUENCE on the
- * connection CLIENT.  0 with the answer line in *ANSWERP (the caller frees
- * it), REQUEST_PENDING (a run queued, or a long line given to a worker to
- * parse: a job completion follows), or -ENOMEM when not even an answer could
- * be made.
+ * connection CLIENT, which the loop turned to at LINE_NS (steps_now).  0
+ * with the answer line in *ANSWERP (the caller frees it), REQUEST_PENDING (a
+ * run queued, or a long line given to a worker to parse: a job completion
+ * follows), or -ENOMEM when not even an answer could be made.
  */
 int request_handle_line(struct request_handler *h, uint64_t client, uint64_t sequence,
-			const char *line, size_t length, char **answerp,
-			size_t *lengthp);
+			const char *line, size_t length, uint64_t line_ns,
+			char **answerp, size_t *lengthp);
 
 /*
  * Lines from this long on are parsed on a worker (about 7 ms of the event
@@ -61,6 +61,8 @@ char *request_format_error(struct request_handler *h, const struct kvmrun_error 
 /* Counts the answer a worker produced. */
 void request_count_completion(struct request_handler *h,
 			      const struct job_completion *done);
+/* Adds the steps of a run whose answer, a result, is now written. */
+void request_count_steps(struct request_handler *h, const struct steps_times *times);
 
 void request_connection_opened(struct request_handler *h);
 void request_connection_closed(struct request_handler *h);

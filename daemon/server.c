@@ -49,6 +49,9 @@ struct server_slot {
 	uint64_t sequence;
 	char *line; /* the answer, NULL until it is there */
 	size_t length;
+	/* A run's result: its moments, counted in stats once it is written. */
+	bool timed;
+	struct steps_times times;
 };
 
 struct server_client {
@@ -225,6 +228,7 @@ static void
 client_consume(struct server_client *c, size_t n)
 {
 	struct server_slot *slot;
+	uint64_t now = 0;
 	size_t left;
 
 	c->unsent -= n;
@@ -238,6 +242,13 @@ client_consume(struct server_client *c, size_t n)
 		}
 		n -= left;
 		c->sent = 0;
+		if (slot->timed) {
+			/* The write that took its last byte, once per write. */
+			if (now == 0)
+				now = steps_now();
+			slot->times.written = now;
+			request_count_steps(c->server->requests, &slot->times);
+		}
 		STAILQ_REMOVE_HEAD(&c->slots, entry);
 		free(slot->line);
 		free(slot);
@@ -367,7 +378,7 @@ client_handle_line(struct server_client *c, const char *line, size_t length)
 	if (slot == NULL)
 		return;
 	rc = request_handle_line(s->requests, c->serial, slot->sequence, line, length,
-				 &answer, &answer_length);
+				 steps_now(), &answer, &answer_length);
 	if (rc == REQUEST_PENDING) {
 		c->pending++;
 	} else if (rc == 0) {
@@ -780,6 +791,10 @@ client_complete(struct server_client *c, struct job_completion *done)
 	if (rc < 0 || line == NULL) {
 		c->broken = true;
 		return;
+	}
+	if (!done->parsed && done->ok) {
+		slot->timed = true;
+		slot->times = done->times;
 	}
 	client_fill_slot(c, slot, line, length);
 }

@@ -66,6 +66,7 @@ struct kvmrun_vm {
 	bool ran;
 	atomic_bool cancelled;
 	struct vm_observe observe;
+	struct vm_run_times times;
 };
 
 /* The run area of the vCPU this thread is running, for the kick handler. */
@@ -838,7 +839,8 @@ static int
 run_loop(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, uint64_t deadline,
 	 struct kvmrun_result *result, struct kvmrun_error *err)
 {
-	int rc = 0;
+	bool failed;
+	int rc = 0, saved;
 
 	for (;;) {
 		if (atomic_load(&vm->cancelled)) {
@@ -849,11 +851,19 @@ run_loop(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, uint64_t deadline
 			result->exit.reason = KVMRUN_EXIT_TIMEOUT;
 			return 0;
 		}
-		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR) {
+		/* The first entry into a fresh VM costs most: timed on its own. */
+		if (vm->times.entered == 0)
+			vm->times.entered = now_ns();
+		failed = ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0;
+		saved = errno;
+		if (vm->times.first_exit == 0)
+			vm->times.first_exit = now_ns();
+		if (failed) {
+			if (saved == EINTR) {
 				vm->run->immediate_exit = 0;
 				continue;
 			}
+			errno = saved;
 			return errno_error(err, KVMRUN_ERR_INTERNAL, "KVM_RUN");
 		}
 		result->exits++;
@@ -953,10 +963,12 @@ vm_run(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, struct kvmrun_resul
 			"vm_run: the VM was used before, has another memory size, or "
 			"belongs to another thread"), -EINVAL;
 	vm->ran = true;
+	vm->times.started = now_ns();
 	result->paging = vm_x86_paging(spec, &vm->host->x86);
 	copy_blob(vm, &spec->image);
 	for (size_t i = 0; i < spec->region_count; i++)
 		copy_blob(vm, &spec->regions[i]);
+	vm->times.copied = now_ns();
 	if ((rc = vm_x86_setup(vm->vcpu_fd, vm->mem, spec, &vm->host->x86, err)) < 0)
 		return rc;
 	if ((rc = vm_observe_start(&vm->observe, vm->vm_fd, vm->vcpu_fd, vm->mem, spec, result,
@@ -988,7 +1000,8 @@ out_disarm:
 	disarm_timer(vm);
 	vm_kick_target = NULL;
 	vm->run->immediate_exit = 0;
-	result->run_ns = now_ns() - start;
+	vm->times.ended = now_ns();
+	result->run_ns = vm->times.ended - start;
 	if (rc == 0)
 		rc = vm_observe_finish(&vm->observe, result, err);
 out_observe:
@@ -998,7 +1011,15 @@ out_observe:
 	if ((rc = vm_x86_state_read(vm->vcpu_fd, vm->mem, vm->memory_size, spec, &vm->host->x86,
 				    result, err)) < 0)
 		return rc;
-	return collect_dumps(vm, spec, result, err);
+	rc = collect_dumps(vm, spec, result, err);
+	vm->times.returned = now_ns();
+	return rc;
+}
+
+const struct vm_run_times *
+vm_run_times(const struct kvmrun_vm *vm)
+{
+	return &vm->times;
 }
 
 int

@@ -90,6 +90,23 @@ uint64_t vm_memory_size(const struct kvmrun_vm *vm);
 int vm_run(struct kvmrun_vm *vm, const struct kvmrun_spec *spec, struct kvmrun_result *result,
 	   struct kvmrun_error *err);
 
+/*
+ * When vm_run passed each of its steps, CLOCK_MONOTONIC nanoseconds, for the
+ * daemon's stats; 0 for one it did not reach (no KVM_RUN in a run cancelled
+ * before it).
+ */
+struct vm_run_times {
+	uint64_t started;    /* vm_run called */
+	uint64_t copied;     /* image and regions in guest memory */
+	uint64_t entered;    /* the first KVM_RUN called */
+	uint64_t first_exit; /* and returned */
+	uint64_t ended;	     /* the guest's run over: where run_ns ends */
+	uint64_t returned;   /* vm_run returns, CPU state and dumps read */
+};
+
+/* VM's times, once vm_run has returned 0 on it. */
+const struct vm_run_times *vm_run_times(const struct kvmrun_vm *vm);
+
 /* Stops the run on VM as soon as possible; it ends as cancelled. Any thread. */
 void vm_cancel(struct kvmrun_vm *vm);
 

@@ -82,6 +82,40 @@ void proto_request_free(struct proto_request *req);
 /* Counters the stats op reports: the public struct kvmrun_stats (kvmrun.h). */
 #define proto_stats kvmrun_stats
 
+/*
+ * The steps a run request goes through in kvmrund, in order, from its line
+ * complete to its answer written; they add up to that whole time.
+ * PROTOCOL.md ("stats", steps_ns) says where each begins and ends.
+ */
+enum proto_step {
+	PROTO_STEP_LOOP_TO_PARSER,
+	PROTO_STEP_PARSE,
+	PROTO_STEP_PARSER_TO_LOOP,
+	PROTO_STEP_DISPATCH,
+	PROTO_STEP_LOOP_TO_WORKER,
+	PROTO_STEP_VM_GET,
+	PROTO_STEP_IMAGE_COPY,
+	PROTO_STEP_VCPU_SETUP,
+	PROTO_STEP_FIRST_ENTRY,
+	PROTO_STEP_RUN,
+	PROTO_STEP_COLLECT,
+	PROTO_STEP_FORMAT,
+	PROTO_STEP_WORKER_TO_LOOP,
+	PROTO_STEP_WRITE,
+	PROTO_STEP_COUNT
+};
+
+extern const char *const proto_step_names[PROTO_STEP_COUNT];
+
+/*
+ * stats' steps_ns: nanoseconds of each step summed over RUNS runs answered
+ * with a result.  Not in struct kvmrun_stats, whose size is libkvmrun's ABI.
+ */
+struct proto_steps {
+	uint64_t runs;
+	uint64_t ns[PROTO_STEP_COUNT];
+};
+
 /* Whether the daemon can run guests, as ping reports it. */
 struct proto_kvm_status {
 	bool available;
@@ -107,7 +141,8 @@ uint64_t proto_state_max_length(void);
 char *proto_format_error(const char *id_json, const struct kvmrun_error *err, size_t *length);
 char *proto_format_ping(const char *id_json, const char *version,
 			const struct proto_kvm_status *kvm, size_t *length);
-char *proto_format_stats(const char *id_json, const struct proto_stats *stats, size_t *length);
+char *proto_format_stats(const char *id_json, const struct proto_stats *stats,
+			 const struct proto_steps *steps, size_t *length);
 
 /* The client's side: a request line from a spec (payloads encoded here). */
 char *proto_format_request(const char *id_json, enum kvmrun_op op, const struct kvmrun_spec *spec,
@@ -130,6 +165,7 @@ struct proto_response {
 	int protocol;			/* PING */
 	struct proto_kvm_status kvm;	/* PING */
 	struct proto_stats stats;	/* STATS */
+	struct proto_steps steps;	/* STATS: zero when the daemon has none */
 };
 
 int proto_response_parse(const char *line, size_t length, struct proto_response *resp,

@@ -107,6 +107,23 @@ static const struct num_field stats_fields[] = {
 	NUM("memory_in_use", struct proto_stats, memory_in_use),
 };
 
+const char *const proto_step_names[PROTO_STEP_COUNT] = {
+	[PROTO_STEP_LOOP_TO_PARSER] = "loop_to_parser",
+	[PROTO_STEP_PARSE] = "parse",
+	[PROTO_STEP_PARSER_TO_LOOP] = "parser_to_loop",
+	[PROTO_STEP_DISPATCH] = "dispatch",
+	[PROTO_STEP_LOOP_TO_WORKER] = "loop_to_worker",
+	[PROTO_STEP_VM_GET] = "vm_get",
+	[PROTO_STEP_IMAGE_COPY] = "image_copy",
+	[PROTO_STEP_VCPU_SETUP] = "vcpu_setup",
+	[PROTO_STEP_FIRST_ENTRY] = "first_entry",
+	[PROTO_STEP_RUN] = "run",
+	[PROTO_STEP_COLLECT] = "collect",
+	[PROTO_STEP_FORMAT] = "format",
+	[PROTO_STEP_WORKER_TO_LOOP] = "worker_to_loop",
+	[PROTO_STEP_WRITE] = "write",
+};
+
 static const char *const direction_names[] = { "in", "out" };
 static const char *const limit_names[] = { "console", "io_log" };
 
@@ -562,10 +579,12 @@ proto_format_ping(const char *id_json, const char *version,
 }
 
 char *
-proto_format_stats(const char *id_json, const struct proto_stats *stats, size_t *length)
+proto_format_stats(const char *id_json, const struct proto_stats *stats,
+		   const struct proto_steps *steps, size_t *length)
 {
 	struct json_object *root = jutil_new_message(id_json, false);
 	struct json_object *obj = json_object_new_object();
+	struct json_object *steps_obj = json_object_new_object();
 	bool failed = false;
 
 	jutil_add(root, "ok", json_object_new_boolean(true), &failed);
@@ -578,6 +597,11 @@ proto_format_stats(const char *id_json, const struct proto_stats *stats, size_t 
 			    stats->errors, &failed),
 		  &failed);
 	add_numbers(obj, stats, stats_fields, NELEM(stats_fields), &failed);
+	jutil_add(steps_obj, "runs", json_object_new_uint64(steps->runs), &failed);
+	for (int i = 0; i < PROTO_STEP_COUNT; i++)
+		jutil_add(steps_obj, proto_step_names[i],
+			  json_object_new_uint64(steps->ns[i]), &failed);
+	jutil_add(obj, "steps_ns", steps_obj, &failed);
 	jutil_add(root, "stats", obj, &failed);
 	return jutil_line(root, failed, length);
 }
@@ -1194,10 +1218,11 @@ get_ping(struct json_object *root, struct proto_response *resp,
 }
 
 static int
-get_stats(struct json_object *root, struct proto_stats *stats, struct kvmrun_error *err)
+get_stats(struct json_object *root, struct proto_stats *stats,
+	  struct proto_steps *steps, struct kvmrun_error *err)
 {
-	char sub[JUTIL_PATH_MAX];
-	struct json_object *obj, *runs, *errors;
+	char sub[JUTIL_PATH_MAX], runs_path[JUTIL_PATH_MAX];
+	struct json_object *obj, *runs, *errors, *steps_obj, *val;
 
 	if (get_object(root, "", "stats", sub, &obj, err) < 0 ||
 	    get_object(obj, "stats", "runs", sub, &runs, err) < 0 ||
@@ -1205,9 +1230,19 @@ get_stats(struct json_object *root, struct proto_stats *stats, struct kvmrun_err
 		      stats->runs, err) < 0 ||
 	    get_object(obj, "stats", "errors", sub, &errors, err) < 0 ||
 	    get_named(errors, sub, kvmrun_errcode_names, KVMRUN_OK + 1,
-		      KVMRUN_ERR_COUNT, stats->errors, err) < 0)
+		      KVMRUN_ERR_COUNT, stats->errors, err) < 0 ||
+	    get_numbers(obj, "stats", stats, stats_fields, NELEM(stats_fields),
+			err) < 0)
 		return -1;
-	return get_numbers(obj, "stats", stats, stats_fields, NELEM(stats_fields), err);
+	/* A daemon older than steps_ns has none: they stay zero. */
+	if (!json_object_object_get_ex(obj, "steps_ns", NULL))
+		return 0;
+	if (get_object(obj, "stats", "steps_ns", sub, &steps_obj, err) < 0 ||
+	    get_member(steps_obj, sub, "runs", runs_path, &val, err) < 0 ||
+	    jutil_u64(val, runs_path, false, &steps->runs, err) < 0)
+		return -1;
+	return get_named(steps_obj, sub, proto_step_names, 0, PROTO_STEP_COUNT,
+			 steps->ns, err);
 }
 
 /* What kind of response ROOT is, by the fields each kind always has. */
@@ -1236,7 +1271,7 @@ get_response(struct json_object *root, struct proto_response *resp,
 	}
 	if (json_object_object_get_ex(root, "stats", NULL)) {
 		resp->kind = PROTO_RESPONSE_STATS;
-		return get_stats(root, &resp->stats, err);
+		return get_stats(root, &resp->stats, &resp->steps, err);
 	}
 	return kvmrun_error_set(
 		err, KVMRUN_ERR_BAD_REQUEST,

@@ -240,6 +240,19 @@ esac
 client --json stats
 is "$(json "$out" 'r["ok"]')" true "stats --json prints the response line"
 
+# steps_ns: nothing before the daemon timed a run, then each step's mean.
+client stats
+case $out in
+*steps:*) not_ok "stats shows no steps before a run is timed" && diag "$out" ;;
+*) ok "stats shows no steps before a run is timed" ;;
+esac
+client --json stats
+fake answer "$(json "$out" 'dict(r, stats=dict(r["stats"], steps_ns=dict(
+	r["stats"]["steps_ns"], runs=2, parse=3000, first_entry=81000, write=5000)))')" stats
+like "$out" "*
+steps:       mean us of 2 runs: loop_to_parser 0.0 parse 1.5 parser_to_loop 0.0 *first_entry 40.5 * write 2.5" \
+	"stats shows the mean of each step of the daemon's steps_ns"
+
 # --- colour: only on a terminal, and not with NO_COLOR -----------------------
 
 bold_uptime="${esc}[1muptime:${esc}[0m"

@@ -70,6 +70,9 @@ is "$(json "$r" 'r["ok"], r["stats"]["workers"], r["stats"]["runs_in_flight"],
 	sorted(r["stats"]["runs"]), sorted(r["stats"]["errors"])')" \
 	'[true, 2, 0, ["cancelled", "exception", "fail_entry", "hlt", "internal_error", "io", "mmio", "other", "output_limit", "shutdown", "step_limit", "timeout"], ["bad_request", "busy", "forbidden", "internal", "too_large", "unavailable", "unsupported"]]' \
 	"stats: workers, runs by exit reason, errors by code"
+STEPS='"loop_to_parser", "parse", "parser_to_loop", "dispatch", "loop_to_worker", "vm_get", "image_copy", "vcpu_setup", "first_entry", "run", "collect", "format", "worker_to_loop", "write"'
+is "$(json "$r" 'list(r["stats"]["steps_ns"]), sorted(set(r["stats"]["steps_ns"].values()))')" \
+	"[[\"runs\", $STEPS], [0]]" "stats: steps_ns has runs and every step, all 0 before any run"
 
 # --- hello world in the four modes --------------------------------------
 if kvm_or_skip "hello-real: console, hlt, 42 at 0x400" \
@@ -132,6 +135,40 @@ import json, sys
 runs = json.load(sys.stdin)["stats"]["runs"]
 print({k: v for k, v in runs.items() if v})')" "{'output_limit': 1}" \
 		"stats count a run with a bulky answer by its exit reason"
+	SOCK=$MAIN_SOCK
+fi
+
+# steps_ns: a few lone runs, one of them a line long enough for the parser
+# thread (a 300 KB id), each timed by the client from its send to its answer.
+if kvm_or_skip "stats' steps_ns count the runs answered" \
+	"steps_ns: every step took time" "steps_ns: the steps add up to no more than the client saw"; then
+	start_daemon --workers 1
+	run_request '"ID"' "$GUESTS/hello-real.bin" real >"$test_dir/steps.req"
+	"$PYTHON3" - "$SOCK" "$test_dir/steps.req" >"$test_dir/steps.out" <<'EOF'
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(60)
+s.connect(sys.argv[1])
+f = s.makefile("rb")
+request = open(sys.argv[2]).read()
+client_ns = 0
+for run_id in ("1", "2", "3", "x" * 300000):
+    line = request.replace('"ID"', json.dumps(run_id), 1).encode() + b"\n"
+    start = time.monotonic_ns()
+    s.sendall(line)
+    answer = f.readline()
+    client_ns += time.monotonic_ns() - start
+    assert json.loads(answer)["ok"], answer[:200]
+s.sendall(b'{"id":"s","op":"stats"}\n')
+print(json.dumps({"client_ns": client_ns,
+                  "steps": json.loads(f.readline())["stats"]["steps_ns"]}))
+EOF
+	r=$(cat "$test_dir/steps.out")
+	is "$(json "$r" 'r["steps"]["runs"]')" 4 "stats' steps_ns count the runs answered"
+	is "$(json "$r" '[k for k, v in r["steps"].items() if v <= 0]')" "[]" \
+		"steps_ns: every step took time"
+	is "$(json "$r" 'sum(v for k, v in r["steps"].items() if k != "runs") <= r["client_ns"]')" \
+		true "steps_ns: the steps add up to no more than the client saw"
 	SOCK=$MAIN_SOCK
 fi
 

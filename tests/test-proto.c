@@ -1532,9 +1532,10 @@ test_ping_stats(void)
 	struct proto_kvm_status kvm;
 	struct proto_response resp;
 	struct proto_stats stats;
+	struct proto_steps steps;
 	struct kvmrun_error err;
 	size_t length = 0;
-	char *line;
+	char *line, *old;
 	int rc, same = 1;
 
 	memset(&kvm, 0, sizeof(kvm));
@@ -1590,7 +1591,11 @@ test_ping_stats(void)
 	stats.uptime_ms = 5;
 	stats.workers = 6;
 	stats.memory_in_use = UINT64_MAX;
-	line = proto_format_stats("{\"s\":1}", &stats, &length);
+	steps.runs = 7;
+	for (int i = 0; i < PROTO_STEP_COUNT; i++)
+		steps.ns[i] = (uint64_t)i + 300;
+	steps.ns[PROTO_STEP_WRITE] = UINT64_MAX;
+	line = proto_format_stats("{\"s\":1}", &stats, &steps, &length);
 	tap_ok(line != NULL && one_line(line, length) &&
 		       strstr(line, "{\"id\":{\"s\":1},\"ok\":true,\"stats\":{\"runs\":"
 				    "{\"hlt\":100,"
@@ -1600,8 +1605,15 @@ test_ping_stats(void)
 				    "\"unsupported\":204,\"internal\":205,"
 				    "\"forbidden\":206,\"unavailable\":207},"
 				    "\"runs_in_flight\":1,") != NULL &&
-		       strstr(line, "\"memory_in_use\":18446744073709551615}}\n") !=
-			       NULL,
+		       strstr(line, "\"memory_in_use\":18446744073709551615,"
+				    "\"steps_ns\":{\"runs\":7,\"loop_to_parser\":300,"
+				    "\"parse\":301,\"parser_to_loop\":302,"
+				    "\"dispatch\":303,"
+				    "\"loop_to_worker\":304,\"vm_get\":305,"
+				    "\"image_copy\":306,\"vcpu_setup\":307,"
+				    "\"first_entry\":308,\"run\":309,\"collect\":310,"
+				    "\"format\":311,\"worker_to_loop\":312,"
+				    "\"write\":18446744073709551615}}}\n") != NULL,
 	       "stats are formatted as documented");
 	rc = proto_response_parse(line, length - 1, &resp, &err);
 	for (int i = 0; i < KVMRUN_EXIT_REASON_COUNT; i++)
@@ -1616,6 +1628,18 @@ test_ping_stats(void)
 		       resp.stats.memory_in_use == UINT64_MAX &&
 		       strcmp(resp.id_json, "{\"s\":1}") == 0,
 	       "stats read back");
+	tap_ok(rc == 0 && memcmp(&resp.steps, &steps, sizeof(steps)) == 0,
+	       "stats' steps_ns read back");
+	proto_response_free(&resp);
+
+	/* A daemon older than steps_ns: the rest reads, the steps are zero. */
+	old = strstr(line, ",\"steps_ns\"");
+	if (old != NULL)
+		strcpy(old, "}}\n");
+	rc = proto_response_parse(line, strlen(line) - 1, &resp, &err);
+	tap_ok(rc == 0 && resp.stats.workers == 6 && resp.steps.runs == 0 &&
+		       resp.steps.ns[PROTO_STEP_WRITE] == 0,
+	       "stats without steps_ns read back with no steps");
 	proto_response_free(&resp);
 	free(line);
 }

@@ -15,6 +15,7 @@
 
 #include "../../client/conn.h"
 #include "../../client/tls.h"
+#include "bench-steps.h"
 #include "bench.h"
 #include "kvmrun-proto.h"
 
@@ -94,6 +95,7 @@ drive_answer(struct drive *d, struct drive_conn *c, const char *line, size_t len
 	struct proto_response resp;
 	struct kvmrun_error perr;
 	unsigned long long id;
+	uint64_t latency;
 	char *end;
 	int rc = 0;
 
@@ -110,7 +112,8 @@ drive_answer(struct drive *d, struct drive_conn *c, const char *line, size_t len
 				d->cfg->socket_path, resp.id_json);
 		goto out_free;
 	}
-	d->row->latency.ns[d->row->latency.count++] = bench_now_ns() - d->started[id];
+	latency = bench_now_ns() - d->started[id];
+	d->row->latency.ns[d->row->latency.count++] = latency;
 	d->answered[id] = true;
 	d->done++;
 	c->in_flight--;
@@ -122,8 +125,12 @@ drive_answer(struct drive *d, struct drive_conn *c, const char *line, size_t len
 	else if (resp.result.exit.reason != d->cfg->expect)
 		bench_row_failure(d->row, "a run ended as %s",
 				  kvmrun_exit_reason_names[resp.result.exit.reason]);
-	else
+	else {
 		d->row->run_ns += resp.result.run_ns;
+		/* What the daemon and the socket added to the guest's own time. */
+		d->row->overhead.ns[d->row->overhead.count++] =
+			latency > resp.result.run_ns ? latency - resp.result.run_ns : 0;
+	}
 out_free:
 	proto_response_free(&resp);
 	return rc;
@@ -267,9 +274,10 @@ out_free:
 	return rc;
 }
 
-/* Asks for the stats; WORKERS from the answer. */
+/* Asks for the stats; WORKERS and STEPS (either may be NULL) from the answer. */
 static int
-drive_stats(struct conn *conn, unsigned int *workers, struct bench_error *err)
+drive_stats(struct conn *conn, unsigned int *workers, struct proto_steps *steps,
+	    struct bench_error *err)
 {
 	struct proto_response resp;
 	struct kvmrun_error perr;
@@ -297,14 +305,21 @@ drive_stats(struct conn *conn, unsigned int *workers, struct bench_error *err)
 		return bench_fail(err, EPROTO, "%s: unexpected answer to stats",
 				  conn->path);
 	}
-	*workers = (unsigned int)resp.stats.workers;
+	if (workers != NULL)
+		*workers = (unsigned int)resp.stats.workers;
+	if (steps != NULL)
+		*steps = resp.steps;
 	proto_response_free(&resp);
 	return 0;
 }
 
-int
-drive_daemon_info(const char *socket_path, pid_t *pid, unsigned int *workers,
-		  struct bench_error *err)
+/*
+ * Asks the daemon behind SOCKET_PATH for its stats on a connection of their
+ * own; PID (its process), WORKERS and STEPS may each be NULL.
+ */
+static int
+drive_daemon_stats(const char *socket_path, pid_t *pid, unsigned int *workers,
+		   struct proto_steps *steps, struct bench_error *err)
 {
 	struct ucred cred;
 	socklen_t size = sizeof(cred);
@@ -316,14 +331,30 @@ drive_daemon_info(const char *socket_path, pid_t *pid, unsigned int *workers,
 		       &cerr);
 	if (rc < 0)
 		return bench_fail(err, -rc, "%s", cerr.message);
-	if (getsockopt(conn_fd(&conn), SOL_SOCKET, SO_PEERCRED, &cred, &size) < 0) {
+	if (pid != NULL &&
+	    getsockopt(conn_fd(&conn), SOL_SOCKET, SO_PEERCRED, &cred, &size) < 0) {
 		rc = bench_fail(err, errno, "%s: SO_PEERCRED: %s", socket_path,
 				strerror(errno));
 		goto out_close;
 	}
-	*pid = cred.pid;
-	rc = drive_stats(&conn, workers, err);
+	if (pid != NULL)
+		*pid = cred.pid;
+	rc = drive_stats(&conn, workers, steps, err);
 out_close:
 	conn_close(&conn);
 	return rc;
+}
+
+int
+drive_daemon_info(const char *socket_path, pid_t *pid, unsigned int *workers,
+		  struct bench_error *err)
+{
+	return drive_daemon_stats(socket_path, pid, workers, NULL, err);
+}
+
+int
+drive_daemon_steps(const char *socket_path, struct proto_steps *steps,
+		   struct bench_error *err)
+{
+	return drive_daemon_stats(socket_path, NULL, NULL, steps, err);
 }

@@ -2,9 +2,8 @@
  * The runs kvmrun-bench measures the daemon against, all without a socket:
  * the engine called in this process on a few threads (the limit), a fresh
  * kvmrun-once process per run (the one-shot way), and the guest's loop run
- * natively.  Also the shared helpers: errors, clocks, percentiles, /proc.
+ * natively.  Also the shared helpers: errors, clocks and percentiles.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -47,14 +46,27 @@ bench_now_ns(void)
 	return bench_clock_ns(CLOCK_MONOTONIC);
 }
 
+void
+bench_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		continue;
+}
+
 int
 bench_row_init(struct bench_row *row, size_t capacity, struct bench_error *err)
 {
 	memset(row, 0, sizeof(*row));
 	row->latency.ns = calloc(capacity > 0 ? capacity : 1, sizeof(*row->latency.ns));
-	if (row->latency.ns == NULL)
+	row->overhead.ns = calloc(capacity > 0 ? capacity : 1, sizeof(*row->overhead.ns));
+	if (row->latency.ns == NULL || row->overhead.ns == NULL) {
+		bench_row_free(row);
 		return bench_fail(err, ENOMEM, "no memory for %zu samples", capacity);
-	row->latency.capacity = capacity;
+	}
+	row->latency.capacity = row->overhead.capacity = capacity;
 	return 0;
 }
 
@@ -62,7 +74,8 @@ void
 bench_row_free(struct bench_row *row)
 {
 	free(row->latency.ns);
-	row->latency.ns = NULL;
+	free(row->overhead.ns);
+	row->latency.ns = row->overhead.ns = NULL;
 }
 
 void
@@ -312,89 +325,4 @@ local_spin_native(uint64_t count)
 	/* The two instructions of tests/guests/spin-long.S. */
 	__asm__ volatile("1:\n\tdec %%rcx\n\tjnz 1b" : "+c"(count) : : "cc");
 	return bench_now_ns() - start;
-}
-
-/* Reads /proc/PID/NAME into BUF as a string; its length or -1. */
-static ssize_t
-proc_read(pid_t pid, const char *name, char *buf, size_t size)
-{
-	char path[64];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	n = fread(buf, 1, size - 1, f);
-	if (ferror(f)) {
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	return (ssize_t)n;
-}
-
-double
-proc_cpu_ns(pid_t pid)
-{
-	unsigned long long utime, stime;
-	long ticks = sysconf(_SC_CLK_TCK);
-	char buf[1024];
-	const char *p;
-
-	if (ticks <= 0 || proc_read(pid, "stat", buf, sizeof(buf)) < 0)
-		return -1;
-	/* The command name may hold spaces: count fields after its ')'. */
-	p = strrchr(buf, ')');
-	if (p == NULL ||
-	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-		   &utime, &stime) != 2)
-		return -1;
-	return (double)(utime + stime) * 1e9 / (double)ticks;
-}
-
-long
-proc_rss_kib(pid_t pid)
-{
-	char buf[4096];
-	const char *p;
-	long kib;
-
-	if (proc_read(pid, "status", buf, sizeof(buf)) < 0)
-		return -1;
-	p = strstr(buf, "\nVmRSS:");
-	if (p == NULL || sscanf(p, "\nVmRSS: %ld kB", &kib) != 1)
-		return -1;
-	return kib;
-}
-
-int
-proc_vm_count(pid_t pid)
-{
-	char dir_path[64], link_path[320], target[64];
-	struct dirent *de;
-	int count = 0;
-	DIR *dir;
-
-	snprintf(dir_path, sizeof(dir_path), "/proc/%d/fd", (int)pid);
-	dir = opendir(dir_path);
-	if (dir == NULL)
-		return -1;
-	while ((de = readdir(dir)) != NULL) {
-		ssize_t n;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(link_path, sizeof(link_path), "%s/%s", dir_path, de->d_name);
-		n = readlink(link_path, target, sizeof(target) - 1);
-		if (n < 0)
-			continue; /* closed since readdir saw it */
-		target[n] = '\0';
-		if (strcmp(target, "anon_inode:kvm-vm") == 0)
-			count++;
-	}
-	closedir(dir);
-	return count;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../../client/tls.h"
+#include "bench-steps.h"
 #include "bench.h"
 #include "config.h"
 #include "vm.h"
@@ -43,10 +44,14 @@
 #define BENCH_ROW_PAUSE_MS 100
 #define BENCH_MAX_DAEMON_ARGS 32
 #define BENCH_IMAGE_MAX (16u << 20)
+#define BENCH_KTHREAD_KINDS_SHOWN 4
 
-/* The targets the issue sets, as ratios. */
+/* The targets the issues set, as ratios unless said. */
 #define TARGET_THROUGHPUT 0.90
 #define TARGET_LATENCY 0.25
+#define TARGET_LATENCY_IDLE 0.60
+#define TARGET_OVERHEAD_US 60.0
+#define TARGET_MACHINE_CPU 1.25
 #define TARGET_RING3 1.05
 #define TARGET_PROCESS 3.0
 #define TARGET_KIB_PER_VM 1024.0
@@ -77,6 +82,8 @@ struct bench_options {
 	uint64_t spin_ring0;
 	unsigned int rounds;
 	bool json;
+	const char *udevd_path;
+	bool no_udevd;
 };
 
 struct bench_daemon {
@@ -118,6 +125,8 @@ struct bench_line {
 	size_t runs;		  /* over all rounds */
 	struct bench_row row;
 	struct bench_summary latency;
+	struct bench_summary overhead; /* DAEMON: latency - the guest's run_ns */
+	struct machine_cost machine;   /* the whole machine over its windows */
 };
 
 struct bench_spin {
@@ -135,9 +144,29 @@ struct bench_memory {
 	int after_vms;
 };
 
+/*
+ * The rows measured again once the benchmark's own systemd-udevd is stopped:
+ * the in-process loop and the daemon's throughput.
+ */
+enum { QUIET_ENGINE, QUIET_DAEMON, QUIET_COUNT };
+
+struct bench_udevd {
+	struct udevd own; /* one started here, on a machine that runs none */
+	pid_t machine;	  /* the machine's own */
+	bool ran;	  /* one of them, while the rows ran */
+	struct stat kvm;  /* the KVM device before ours started */
+	bool kvm_known;
+	char state[2 * BENCH_MESSAGE_MAX];
+	char quiet_why[160]; /* why the rows without udevd were not measured */
+};
+
 struct bench {
 	struct bench_options opt;
 	struct bench_daemon daemon;
+	struct bench_udevd udevd;
+	struct machine_sample before, after;
+	struct machine_cost machine; /* over every row, for the kernel threads */
+	struct bench_line quiet[QUIET_COUNT];
 	struct kvmrun_host *host;
 	struct kvmrun_spec spec;
 	char *once_argv[6]; /* kvmrun-once --quiet --mode MODE GUEST */
@@ -145,6 +174,7 @@ struct bench {
 	struct bench_line lines[ROW_COUNT];
 	struct bench_spin ring3, ring0;
 	struct bench_memory memory;
+	struct bench_steps idle_steps; /* kvmrund's steps_ns over the idle row */
 	char failure[2 * BENCH_MESSAGE_MAX]; /* the first failed run */
 };
 
@@ -197,6 +227,11 @@ usage(FILE *out)
 		BENCH_DEFAULT_SPIN_RING0);
 	fprintf(out, "  --rounds N\n\tmeasure the rows in turn, in N rounds (%u)\n",
 		BENCH_DEFAULT_ROUNDS);
+	fprintf(out,
+		"  --udevd PATH\n\tthe systemd-udevd to start when the machine runs\n"
+		"\tnone (%s)\n"
+		"  --no-udevd\n\tstart none: measure the machine as it is\n",
+		UDEVD_DEFAULT_PATH);
 	fprintf(out, "  --json\n\tone JSON object instead of the table\n"
 		     "  -h, --help\n\tprint this help and exit\n");
 }
@@ -262,6 +297,8 @@ enum {
 	OPT_CA,
 	OPT_CERT,
 	OPT_KEY,
+	OPT_UDEVD,
+	OPT_NO_UDEVD,
 };
 
 static const struct option bench_long_options[] = {
@@ -287,6 +324,8 @@ static const struct option bench_long_options[] = {
 	{ "ca", required_argument, NULL, OPT_CA },
 	{ "cert", required_argument, NULL, OPT_CERT },
 	{ "key", required_argument, NULL, OPT_KEY },
+	{ "udevd", required_argument, NULL, OPT_UDEVD },
+	{ "no-udevd", no_argument, NULL, OPT_NO_UDEVD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -398,6 +437,12 @@ bench_option(struct bench_options *opt, int c, const char *name, char *arg)
 	case OPT_JSON:
 		opt->json = true;
 		break;
+	case OPT_UDEVD:
+		opt->udevd_path = arg;
+		break;
+	case OPT_NO_UDEVD:
+		opt->no_udevd = true;
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -420,6 +465,7 @@ bench_parse_args(int argc, char **argv, struct bench_options *opt)
 	opt->spin = BENCH_DEFAULT_SPIN;
 	opt->spin_ring0 = BENCH_DEFAULT_SPIN_RING0;
 	opt->rounds = BENCH_DEFAULT_ROUNDS;
+	opt->udevd_path = UDEVD_DEFAULT_PATH;
 	while ((c = getopt_long(argc, argv, "h", bench_long_options, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
@@ -493,16 +539,6 @@ bench_read_file(const char *path, struct kvmrun_blob *blob, struct bench_error *
 out_close:
 	close(fd);
 	return rc;
-}
-
-static void
-bench_sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000,
-			       .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		continue;
 }
 
 /* The child side of bench_daemon_start: the log as stdout and stderr, then exec. */
@@ -739,8 +775,16 @@ bench_lines_init(struct bench *b, struct bench_error *err)
 			    i == 0 ? "process_per_run" : "process_per_run_parallel",
 			    "process per run, %u at a time", parallel);
 	}
+	b->quiet[QUIET_ENGINE] = l[ROW_ENGINE];
+	bench_label(&b->quiet[QUIET_ENGINE], "in_process_1", "in-process, 1 thread");
+	b->quiet[QUIET_DAEMON] = l[ROW_DAEMON];
+	bench_label(&b->quiet[QUIET_DAEMON], "daemon", "daemon, %u conn x depth %u",
+		    opt->connections, opt->depth);
 	for (int i = 0; i < ROW_COUNT; i++)
 		if ((rc = bench_row_init(&l[i].row, l[i].runs, err)) < 0)
+			return rc;
+	for (int i = 0; i < QUIET_COUNT; i++)
+		if ((rc = bench_row_init(&b->quiet[i].row, b->quiet[i].runs, err)) < 0)
 			return rc;
 	return 0;
 }
@@ -798,33 +842,66 @@ bench_line_run(struct bench *b, struct bench_line *line, size_t runs,
 }
 
 /*
+ * Runs of LINE with what the whole machine spent meanwhile: the window
+ * closes once udevd has handled the uevents of the VMs made and destroyed.
+ */
+static int
+bench_line_measure(struct bench *b, struct bench_line *line, size_t runs,
+		   struct bench_error *err)
+{
+	/* Only kvmrund itself has steps_ns: pid 0 is another peer on --socket. */
+	bool steps = line == &b->lines[ROW_IDLE] && b->daemon.pid != 0;
+	int rc;
+
+	if (steps &&
+	    (rc = bench_steps_begin(&b->idle_steps, b->daemon.socket_path, err)) < 0)
+		return rc;
+	if ((rc = machine_sample_take(&b->before, err)) < 0)
+		return rc;
+	if ((rc = bench_line_run(b, line, runs, err)) < 0)
+		return rc;
+	if (b->udevd.own.pid != 0 || b->udevd.machine != 0)
+		udevd_settle();
+	if ((rc = machine_sample_end(&b->after, err)) < 0)
+		return rc;
+	machine_cost_add(&line->machine, &b->before, &b->after);
+	machine_cost_add(&b->machine, &b->before, &b->after);
+	if (steps &&
+	    (rc = bench_steps_end(&b->idle_steps, b->daemon.socket_path, err)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
  * Every row in ROUNDS rounds, each round running each row in turn, so that
  * this host's drift in speed touches every row, and both sides of each
  * ratio, alike.
  */
 static int
-bench_rows(struct bench *b, struct bench_error *err)
+bench_rows(struct bench *b, struct bench_line *lines, int count,
+	   struct bench_error *err)
 {
 	unsigned int rounds = b->opt.rounds;
 	int rc;
 
 	for (unsigned int r = 0; r < rounds; r++) {
-		for (int i = 0; i < ROW_COUNT; i++) {
-			struct bench_line *l = &b->lines[i];
+		for (int i = 0; i < count; i++) {
+			struct bench_line *l = &lines[i];
 			size_t runs = l->runs / rounds + (r < l->runs % rounds);
 
 			if (runs == 0)
 				continue;
 			/* Let the kernel finish freeing what the last row left. */
 			bench_sleep_ms(BENCH_ROW_PAUSE_MS);
-			if ((rc = bench_line_run(b, l, runs, err)) < 0)
+			if ((rc = bench_line_measure(b, l, runs, err)) < 0)
 				return rc;
 		}
 	}
-	for (int i = 0; i < ROW_COUNT; i++) {
-		struct bench_line *l = &b->lines[i];
+	for (int i = 0; i < count; i++) {
+		struct bench_line *l = &lines[i];
 
 		bench_summarize(&l->row.latency, &l->latency);
+		bench_summarize(&l->row.overhead, &l->overhead);
 		if (l->row.failures > 0 && b->failure[0] == '\0')
 			snprintf(b->failure, sizeof(b->failure), "%s: %s", l->label,
 				 l->row.failure);
@@ -921,11 +998,22 @@ enum {
 	TGT_THROUGHPUT,
 	TGT_PROCESS,
 	TGT_LATENCY_IDLE,
+	TGT_OVERHEAD,
 	TGT_LATENCY_BACK_TO_BACK,
+	TGT_MACHINE_CPU,
 	TGT_RING3,
 	TGT_MEMORY,
 	TGT_COUNT
 };
+
+/* NS spent over LINE's runs, per run in microseconds; -1 when unknown. */
+static double
+bench_per_run_us(const struct bench_line *line, double ns)
+{
+	if (ns < 0 || line->row.runs == 0)
+		return -1;
+	return ns / 1000.0 / (double)line->row.runs;
+}
 
 static double
 bench_ratio(double a, double b, bool *known)
@@ -963,11 +1051,28 @@ bench_targets(const struct bench *b, struct bench_target *t)
 		(struct bench_target){ "latency_idle",
 				       "p50: idle daemon / in-process cycle",
 				       0,
-				       TARGET_LATENCY,
+				       TARGET_LATENCY_IDLE,
 				       true,
 				       false };
 	t[TGT_LATENCY_IDLE].value = bench_ratio(b->lines[ROW_IDLE].latency.p50, cycle,
 						&t[TGT_LATENCY_IDLE].known);
+	t[TGT_OVERHEAD] = (struct bench_target){ "overhead_idle_us",
+						 "p50 us: idle answer - guest run_ns",
+						 b->lines[ROW_IDLE].overhead.p50,
+						 TARGET_OVERHEAD_US,
+						 true,
+						 b->lines[ROW_IDLE].row.overhead.count > 0 };
+	t[TGT_MACHINE_CPU] = (struct bench_target){
+		"machine_cpu", "machine CPU/run: daemon / in-process", 0,
+		TARGET_MACHINE_CPU, true, false
+	};
+	/* The goal is set with udevd running: without it the figure says less. */
+	if (b->udevd.ran)
+		t[TGT_MACHINE_CPU].value =
+			bench_ratio(bench_per_run_us(&b->lines[ROW_DAEMON],
+						     b->lines[ROW_DAEMON].machine.busy_ns),
+				    bench_per_run_us(engine, engine->machine.busy_ns),
+				    &t[TGT_MACHINE_CPU].known);
 	t[TGT_LATENCY_BACK_TO_BACK] =
 		(struct bench_target){ "latency_back_to_back",
 				       "p50: back to back / in-process cycle",
@@ -1003,12 +1108,75 @@ bench_target_met(const struct bench_target *t)
 	return t->at_most ? t->value <= t->goal : t->value >= t->goal;
 }
 
-static double
-bench_cpu_us(const struct bench_line *line)
+static void
+bench_print_rows_header(void)
 {
-	if (line->row.cpu_ns < 0 || line->row.runs == 0)
-		return -1;
-	return line->row.cpu_ns / 1000.0 / (double)line->row.runs;
+	printf("%-32s %7s %7s %7s %7s %7s | %6s %7s %6s %6s\n", "", "runs/s",
+	       "p50 us", "p90 us", "p99 us", "max us", "own", "machine", "udevd",
+	       "kthr");
+}
+
+static void
+bench_print_us(int width, double us)
+{
+	if (us < 0)
+		printf(" %*s", width, "-");
+	else
+		printf(" %*.0f", width, us);
+}
+
+static void
+bench_print_rows(const struct bench_line *lines, int count)
+{
+	for (int i = 0; i < count; i++) {
+		const struct bench_line *l = &lines[i];
+
+		if (l->runs == 0)
+			continue;
+		printf("%-32s %7.0f %7.0f %7.0f %7.0f %7.0f |", l->label, bench_rate(l),
+		       l->latency.p50, l->latency.p90, l->latency.p99, l->latency.max);
+		bench_print_us(6, bench_per_run_us(l, l->row.cpu_ns));
+		bench_print_us(7, bench_per_run_us(l, l->machine.busy_ns));
+		bench_print_us(6, bench_per_run_us(l, l->machine.udevd_ns));
+		bench_print_us(6, bench_per_run_us(l, l->machine.kthreads_ns));
+		printf("\n");
+	}
+}
+
+/* Runs over all rows, which the kernel threads' time is shared out over. */
+static size_t
+bench_all_runs(const struct bench *b)
+{
+	size_t runs = 0;
+
+	for (int i = 0; i < ROW_COUNT; i++)
+		runs += b->lines[i].row.runs;
+	return runs;
+}
+
+static void
+bench_print_machine(const struct bench *b)
+{
+	const struct machine_cost *m = &b->machine;
+	size_t runs = bench_all_runs(b);
+
+	printf("\nCPU us per run: own = kvmrund's (daemon rows), this process's "
+	       "(in-process)\nor its children's (process per run); machine = all "
+	       "CPUs (/proc/stat);\nudevd = systemd-udevd with its workers; kthr = "
+	       "kernel threads.\nsystemd-udevd: %s\n",
+	       b->udevd.state);
+	printf("kernel threads, us per run over all rows:");
+	for (size_t i = 0; i < m->kthread_kinds && i < BENCH_KTHREAD_KINDS_SHOWN; i++)
+		printf("%s %s %.1f", i == 0 ? "" : ",", m->kthreads[i].kind,
+		       runs > 0 ? m->kthreads[i].ns / 1000.0 / (double)runs : 0);
+	printf(m->kthread_kinds == 0 ? " none grew\n" : "\n");
+	if (b->udevd.quiet_why[0] != '\0') {
+		printf("without systemd-udevd: not measured: %s\n", b->udevd.quiet_why);
+		return;
+	}
+	printf("\nwithout systemd-udevd (the same runs once it was stopped):\n");
+	bench_print_rows_header();
+	bench_print_rows(b->quiet, QUIET_COUNT);
 }
 
 static void
@@ -1021,20 +1189,9 @@ bench_print_table(const struct bench *b, const struct bench_target *t)
 	       PACKAGE_VERSION, b->opt.guest, kvmrun_mode_names[b->opt.mode],
 	       b->opt.runs, b->opt.latency_runs, b->cpus, (int)b->daemon.pid,
 	       b->daemon.workers, m->idle_vms);
-	printf("%-32s %8s %8s %8s %8s %8s %10s\n", "", "runs/s", "p50 us", "p90 us",
-	       "p99 us", "max us", "cpu us/run");
-	for (int i = 0; i < ROW_COUNT; i++) {
-		const struct bench_line *l = &b->lines[i];
-		char cpu[16] = "-";
-
-		if (l->runs == 0)
-			continue;
-		if (bench_cpu_us(l) >= 0)
-			snprintf(cpu, sizeof(cpu), "%.0f", bench_cpu_us(l));
-		printf("%-32s %8.0f %8.0f %8.0f %8.0f %8.0f %10s\n", l->label,
-		       bench_rate(l), l->latency.p50, l->latency.p90, l->latency.p99,
-		       l->latency.max, cpu);
-	}
+	bench_print_rows_header();
+	bench_print_rows(b->lines, ROW_COUNT);
+	bench_print_machine(b);
 	if (b->ring3.count > 0)
 		printf("\nring-3 loop, %" PRIu64
 		       " iterations: daemon %.3f s (vCPU %.3f s), "
@@ -1084,10 +1241,50 @@ bench_json_string(const char *s)
 }
 
 static void
+bench_json_us(double us)
+{
+	if (us < 0)
+		printf("null");
+	else
+		printf("%.1f", us);
+}
+
+/* LINES as the members of a JSON object, by key. */
+static void
+bench_json_rows(const struct bench_line *lines, int count)
+{
+	bool first = true;
+
+	for (int i = 0; i < count; i++) {
+		const struct bench_line *l = &lines[i];
+
+		if (l->runs == 0)
+			continue;
+		printf("%s\"%s\":{\"runs\":%zu,\"failures\":%zu,\"seconds\":%.6f,"
+		       "\"runs_per_s\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":"
+		       "%.1f,\"max_us\":%.1f,\"cpu_us_per_run\":",
+		       first ? "" : ",", l->key, l->row.runs, l->row.failures,
+		       l->row.seconds, bench_rate(l), l->latency.p50, l->latency.p90,
+		       l->latency.p99, l->latency.max);
+		bench_json_us(bench_per_run_us(l, l->row.cpu_ns));
+		printf(",\"machine_us_per_run\":");
+		bench_json_us(bench_per_run_us(l, l->machine.busy_ns));
+		printf(",\"udevd_us_per_run\":");
+		bench_json_us(bench_per_run_us(l, l->machine.udevd_ns));
+		printf(",\"kthreads_us_per_run\":");
+		bench_json_us(bench_per_run_us(l, l->machine.kthreads_ns));
+		printf(",\"overhead_p50_us\":");
+		bench_json_us(l->row.overhead.count > 0 ? l->overhead.p50 : -1);
+		printf("}");
+		first = false;
+	}
+}
+
+static void
 bench_print_json(const struct bench *b, const struct bench_target *t)
 {
 	const struct bench_memory *m = &b->memory;
-	bool first = true;
+	size_t runs = bench_all_runs(b);
 
 	printf("{\"version\":");
 	bench_json_string(PACKAGE_VERSION);
@@ -1097,23 +1294,24 @@ bench_print_json(const struct bench *b, const struct bench_target *t)
 	       "\"workers\":%u,\"rows\":{",
 	       kvmrun_mode_names[b->opt.mode], b->opt.runs, b->opt.latency_runs,
 	       b->cpus, b->daemon.workers);
-	for (int i = 0; i < ROW_COUNT; i++) {
-		const struct bench_line *l = &b->lines[i];
-
-		if (l->runs == 0)
-			continue;
-		printf("%s\"%s\":{\"runs\":%zu,\"failures\":%zu,\"seconds\":%.6f,"
-		       "\"runs_per_s\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":"
-		       "%.1f,"
-		       "\"max_us\":%.1f,\"cpu_us_per_run\":",
-		       first ? "" : ",", l->key, l->row.runs, l->row.failures,
-		       l->row.seconds, bench_rate(l), l->latency.p50, l->latency.p90,
-		       l->latency.p99, l->latency.max);
-		if (bench_cpu_us(l) >= 0)
-			printf("%.1f}", bench_cpu_us(l));
-		else
-			printf("null}");
-		first = false;
+	bench_json_rows(b->lines, ROW_COUNT);
+	printf("},\"udevd\":");
+	bench_json_string(b->udevd.state);
+	printf(",\"without_udevd\":");
+	if (b->udevd.quiet_why[0] != '\0') {
+		printf("{\"not_measured\":");
+		bench_json_string(b->udevd.quiet_why);
+	} else {
+		printf("{\"rows\":{");
+		bench_json_rows(b->quiet, QUIET_COUNT);
+		printf("}");
+	}
+	printf("},\"kthreads_us_per_run\":{");
+	for (size_t i = 0; i < b->machine.kthread_kinds; i++) {
+		printf("%s", i == 0 ? "" : ",");
+		bench_json_string(b->machine.kthreads[i].kind);
+		printf(":%.2f", runs > 0 ? b->machine.kthreads[i].ns / 1000.0 / (double)runs
+					 : 0);
 	}
 	printf("},\"ring3_loop\":{\"iterations\":%" PRIu64 ",\"daemon_s\":%.6f,"
 	       "\"vcpu_s\":%.6f,\"native_s\":%.6f}",
@@ -1141,6 +1339,81 @@ bench_print_json(const struct bench *b, const struct bench_target *t)
 	printf("}}\n");
 }
 
+/*
+ * Stops the udevd started here, and gives the KVM device back the mode and
+ * owner it had before: udevd applies its rules' (Debian: root:kvm 0660) on
+ * every uevent, and a machine that runs no udevd may have set others.
+ */
+static int
+bench_udevd_stop(struct bench *b, struct bench_error *err)
+{
+	struct bench_udevd *u = &b->udevd;
+	const char *kvm = b->opt.kvm_path;
+	struct stat now;
+	int rc;
+
+	if (!u->own.ours)
+		return 0;
+	if ((rc = udevd_stop(&u->own, err)) < 0 || !u->kvm_known)
+		return rc;
+	if (stat(kvm, &now) < 0)
+		return bench_fail(err, errno, "%s: %s", kvm, strerror(errno));
+	if (now.st_uid == u->kvm.st_uid && now.st_gid == u->kvm.st_gid &&
+	    (now.st_mode & 07777) == (u->kvm.st_mode & 07777))
+		return 0;
+	if (chown(kvm, u->kvm.st_uid, u->kvm.st_gid) < 0 ||
+	    chmod(kvm, u->kvm.st_mode & 07777) < 0)
+		return bench_fail(err, errno,
+				  "%s: cannot give back mode %04o, owner %d:%d after "
+				  "udevd set %04o, %d:%d: %s",
+				  kvm, (unsigned int)(u->kvm.st_mode & 07777),
+				  (int)u->kvm.st_uid, (int)u->kvm.st_gid,
+				  (unsigned int)(now.st_mode & 07777), (int)now.st_uid,
+				  (int)now.st_gid, strerror(errno));
+	fprintf(stderr,
+		"kvmrun-bench: %s: mode %04o, owner %d:%d given back (udevd's rules "
+		"had set %04o, %d:%d)\n",
+		kvm, (unsigned int)(u->kvm.st_mode & 07777), (int)u->kvm.st_uid,
+		(int)u->kvm.st_gid, (unsigned int)(now.st_mode & 07777), (int)now.st_uid,
+		(int)now.st_gid);
+	return 0;
+}
+
+/* Which systemd-udevd handles KVM's uevents while the rows run. */
+static void
+bench_udevd_open(struct bench *b)
+{
+	struct bench_udevd *u = &b->udevd;
+	struct bench_error err;
+
+	u->machine = udevd_find();
+	if (u->machine != 0) {
+		snprintf(u->state, sizeof(u->state), "the machine's own (pid %d)",
+			 (int)u->machine);
+		snprintf(u->quiet_why, sizeof(u->quiet_why),
+			 "the machine's own systemd-udevd runs, and kvmrun-bench "
+			 "does not stop it");
+	} else if (b->opt.no_udevd) {
+		snprintf(u->state, sizeof(u->state), "none (--no-udevd)");
+		snprintf(u->quiet_why, sizeof(u->quiet_why),
+			 "with --no-udevd the rows above ran without it");
+	} else if (!(u->kvm_known = stat(b->opt.kvm_path, &u->kvm) == 0) ||
+		   udevd_start(b->opt.udevd_path, &u->own, &err) < 0) {
+		if (!u->kvm_known)
+			bench_fail(&err, errno, "%s: %s", b->opt.kvm_path,
+				   strerror(errno));
+		snprintf(u->state, sizeof(u->state),
+			 "none: the machine runs none, and %s", err.message);
+		snprintf(u->quiet_why, sizeof(u->quiet_why),
+			 "the rows above ran without it");
+	} else {
+		snprintf(u->state, sizeof(u->state),
+			 "started by kvmrun-bench (pid %d), as the machine runs none",
+			 (int)u->own.pid);
+	}
+	u->ran = u->machine != 0 || u->own.pid != 0;
+}
+
 /* Every measurement, with the daemon's memory before and after. */
 static int
 bench_measure(struct bench *b, struct bench_error *err)
@@ -1151,7 +1424,7 @@ bench_measure(struct bench *b, struct bench_error *err)
 		b->memory.idle_vms = bench_daemon_settle(b->daemon.pid);
 		b->memory.idle_kib = proc_rss_kib(b->daemon.pid);
 	}
-	if ((rc = bench_rows(b, err)) < 0)
+	if ((rc = bench_rows(b, b->lines, ROW_COUNT, err)) < 0)
 		return rc;
 	if (b->opt.spin > 0 && (rc = bench_spin(b, 3, b->opt.spin, &b->ring3, err)) < 0)
 		return rc;
@@ -1162,7 +1435,12 @@ bench_measure(struct bench *b, struct bench_error *err)
 		b->memory.after_vms = bench_daemon_settle(b->daemon.pid);
 		b->memory.after_kib = proc_rss_kib(b->daemon.pid);
 	}
-	return 0;
+	/* Last: the same runs once udevd is gone, when it was ours to stop. */
+	if (b->udevd.own.pid == 0)
+		return 0;
+	if ((rc = bench_udevd_stop(b, err)) < 0)
+		return rc;
+	return bench_rows(b, b->quiet, QUIET_COUNT, err);
 }
 
 /* Finds the daemon: started here, or behind --socket. */
@@ -1239,7 +1517,7 @@ int
 main(int argc, char **argv)
 {
 	struct bench_target targets[TGT_COUNT];
-	struct bench_error err;
+	struct bench_error err, uerr;
 	struct bench b;
 	int rc, status = EXIT_SUCCESS;
 
@@ -1252,21 +1530,29 @@ main(int argc, char **argv)
 		return rc < 0 ? 2 : EXIT_SUCCESS;
 	}
 	rc = bench_setup(&b, &err);
-	if (rc == 0)
+	if (rc == 0) {
+		bench_udevd_open(&b);
 		rc = bench_daemon_open(&b, &err);
+	}
 	if (rc == 0) {
 		rc = bench_measure(&b, &err);
 		bench_daemon_stop(&b.daemon);
 	}
+	if (bench_udevd_stop(&b, &uerr) < 0)
+		fprintf(stderr, "kvmrun-bench: %s\n", uerr.message);
 	if (rc < 0) {
 		fprintf(stderr, "kvmrun-bench: %s\n", err.message);
 		status = EXIT_FAILURE;
 	} else {
+		machine_cost_sort(&b.machine);
 		bench_targets(&b, targets);
 		if (b.opt.json)
 			bench_print_json(&b, targets);
-		else
+		else {
 			bench_print_table(&b, targets);
+			bench_steps_print(&b.idle_steps, b.lines[ROW_IDLE].row.runs,
+					  b.lines[ROW_IDLE].latency.p50, stdout);
+		}
 		if (b.failure[0] != '\0') {
 			fprintf(stderr, "kvmrun-bench: runs failed; the first: %s\n",
 				b.failure);
@@ -1275,6 +1561,10 @@ main(int argc, char **argv)
 	}
 	for (int i = 0; i < ROW_COUNT; i++)
 		bench_row_free(&b.lines[i].row);
+	for (int i = 0; i < QUIET_COUNT; i++)
+		bench_row_free(&b.quiet[i].row);
+	machine_sample_free(&b.before);
+	machine_sample_free(&b.after);
 	kvmrun_spec_free(&b.spec);
 	vm_host_close(b.host);
 	bench_options_free(&b.opt);

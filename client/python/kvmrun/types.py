@@ -541,6 +541,10 @@ class Stats:
     uptime_ms: int
     workers: int
     memory_in_use: int
+    steps_ns: Mapping[str, int] = field(default_factory=dict)
+    """Where the daemon's time for runs went: ``runs``, the runs answered with
+    a result, and each step's nanoseconds summed over them (PROTOCOL.md);
+    empty from a daemon without them."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -558,6 +562,7 @@ class Stats:
             **{k: _int(s, k, "stats") for k in (
                 "runs_in_flight", "runs_queued", "connections_open",
                 "connections_total", "uptime_ms", "workers", "memory_in_use")},
+            steps_ns=counts("steps_ns") if "steps_ns" in s else {},
             raw=obj,
         )
 

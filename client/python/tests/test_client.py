@@ -332,7 +332,8 @@ class TestFake(unittest.TestCase):
                 "runs": {"hlt": 10, "warp": 1}, "errors": {"busy": 2},
                 "runs_in_flight": 1, "runs_queued": 2, "connections_open": 3,
                 "connections_total": 4, "uptime_ms": 5, "workers": 6,
-                "memory_in_use": 7, "future": [1]}}
+                "memory_in_use": 7, "steps_ns": {"runs": 2, "parse": 8},
+                "future": [1]}}
         with FakeDaemon(lambda c: c.answer_all(answer)) as fake:
             with kvmrun.Client(fake.path) as client:
                 p, s = client.ping(), client.stats()
@@ -342,6 +343,10 @@ class TestFake(unittest.TestCase):
         self.assertEqual((s.errors, s.runs_in_flight, s.runs_queued, s.connections_open,
                           s.connections_total, s.uptime_ms, s.workers, s.memory_in_use),
                          ({"busy": 2}, 1, 2, 3, 4, 5, 6, 7))
+        self.assertEqual(s.steps_ns, {"runs": 2, "parse": 8})
+        older = answer({"id": 1, "op": "stats"})
+        del older["stats"]["steps_ns"]
+        self.assertEqual(kvmrun.Stats.from_json(older).steps_ns, {})
 
     def test_paging(self) -> None:
         """a paged run's "paging" and ping's "kvm.paged" are read; absent, None"""
@@ -584,6 +589,7 @@ class TestDaemon(unittest.TestCase):
         self.assertEqual(set(s.errors), set(kvmrun.ERRORS))
         self.assertGreaterEqual(s.connections_open, 1)
         self.assertGreaterEqual(s.workers, 1)
+        self.assertIn("first_entry", s.steps_ns)
 
     def test_bad_request(self) -> None:
         """bad_request: malformed requests raise BadRequest naming the field"""
