@@ -336,7 +336,7 @@ fi
 # buffer); prints how many answers came and whether the daemon dropped the
 # connection.
 pipeline() {
-	"$PYTHON3" - "$SOCK" "$big" "$1" <<'EOF'
+	"$PYTHON3" - "$SOCK" "$big" "$1" "$DAEMON_LOG" <<'EOF'
 import socket, sys, threading, time
 s = socket.socket(socket.AF_UNIX)
 if sys.argv[3] == "0":
@@ -358,8 +358,12 @@ sender.start()
 # Counted as they come: 35 MB kept and counted again at each read took minutes.
 answers, ended = 0, True
 if sys.argv[3] == "1":
-    # Late, so that the answers pile up past --max-output first.
-    time.sleep(0.5)
+    # Once the answers have piled up past --max-output (the daemon says so),
+    # however slow a sanitizer makes it.
+    deadline = time.time() + 60
+    while (b"reading no more requests" not in open(sys.argv[4], "rb").read() and
+           time.time() < deadline):
+        time.sleep(0.05)
     while answers < 400:
         data = s.recv(1 << 16)
         if not data:
