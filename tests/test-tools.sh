@@ -31,6 +31,11 @@ out=$("$KVMRUN_BENCH" --help)
 like "$?:$out" "0:usage: kvmrun-bench *--json*" "kvmrun-bench --help: exit 0, lists --json"
 out=$("$KVMRUN_BENCH" --runs 0 2>&1)
 like "$?:$out" "2:*--runs*" "kvmrun-bench --runs 0: exit 2 naming the option"
+# The man page lists the options --help lists, no more and no fewer.
+help_options=$("$KVMRUN_BENCH" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
+man_options=$(grep -o -- 'Fl \\-[a-z][a-z0-9-]*' "$TOP_SRCDIR/man/kvmrun-bench.1" |
+	sed 's/^Fl \\/-/' | sort -u)
+is "$man_options" "$help_options" "kvmrun-bench.1 documents exactly the options of --help"
 # A short run: the figures are not judged, only that they are all there.
 # --no-udevd: a udevd started by the benchmark would apply its rules to
 # /dev/kvm (Debian: root:kvm 0660) under the tests running beside this one.
