@@ -84,11 +84,14 @@ kvm_status() {
 # Explains, after a ping that found no KVM (its answer in $1), why the demo
 # cannot run guests on this machine and what would fix it.
 explain_no_kvm() {
+	local reason=${1#*KVM unavailable: }
+	# Only the reason's line: ping goes on with the round trip.
+	reason=${reason%%$'\n'*}
 	cat >&2 <<EOT
 
 kvmrun cannot run guests on this machine: it has no usable /dev/kvm.
 The daemon started and answers (see the ping above), but every run is
-answered 'unavailable'. The daemon's reason: ${1#*KVM unavailable: }
+answered 'unavailable'. The daemon's reason: $reason
 To fix: load the KVM module for this CPU (modprobe kvm_intel or kvm_amd),
 enable virtualization (VT-x/AMD-V) in the firmware, or, when this machine
 is itself a VM, enable nested virtualization for it; in a container, pass
